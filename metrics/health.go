@@ -1,0 +1,58 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// Readiness is the /readyz answer.
+type Readiness struct {
+	Ready       bool      `json:"ready"`
+	Reason      string    `json:"reason,omitempty"` // why not ready; empty when ready
+	Certificate *CertInfo `json:"certificate,omitempty"`
+}
+
+// CertInfo describes the certificate being served.
+type CertInfo struct {
+	Subject  string    `json:"subject"`
+	DNSNames []string  `json:"dns_names"`
+	NotAfter time.Time `json:"not_after"`
+	Source   string    `json:"source"` // "file" or "acme"
+}
+
+// HealthConfig configures the health endpoints.
+type HealthConfig struct {
+	// Ready reports readiness for /readyz. It is called once per request
+	// with the request's context. If nil, /readyz always answers ready.
+	Ready func(context.Context) Readiness
+}
+
+// NewMux returns a mux that serves /healthz (200 while the process runs)
+// and /readyz (200 with a JSON Readiness when ready, 503 otherwise).
+func NewMux(cfg HealthConfig) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		rd := Readiness{Ready: true}
+		if cfg.Ready != nil {
+			rd = cfg.Ready(r.Context())
+		}
+		code := http.StatusOK
+		if !rd.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, rd)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
