@@ -1,0 +1,15 @@
+// Package certs owns scoregate's TLS certificates: loading and validating a
+// PEM certificate chain and private key (LoadPair), the SNI policy
+// (SNIPolicy), serving the current pair to crypto/tls with atomic reloads
+// (Source), the server's TLS settings (ServerTLSConfig), and development
+// certificates (WriteDev).
+//
+// Validation happens once, when a pair is loaded, and every problem an
+// operator can fix is reported as a *FileError that names the file and wraps
+// one of the sentinel errors in errors.go. A Pair that passed validation is
+// never mutated, so it can be shared freely between goroutines. All
+// functions and methods in the package are safe for concurrent use.
+//
+// Watching the files for changes lives in certs/filewatch; certs only
+// exposes Source.Reload for it to call.
+package certs

@@ -1,0 +1,159 @@
+package certs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Log field keys.
+const (
+	keyCertFile = "cert_file"
+	keyKeyFile  = "key_file"
+	keySerial   = "serial"
+	keyNotAfter = "not_after"
+	keyHash     = "sha256"
+)
+
+// SourceConfig configures a Source.
+type SourceConfig struct {
+	CertFile string         // required; PEM chain, leaf first
+	KeyFile  string         // required; PEM private key
+	CName    string         // required; the only SNI name served, and the leaf must cover it
+	Roots    *x509.CertPool // extra trust anchors for the incomplete-chain warning; if nil, the system pool only
+	// AllowMissingSNI serves clients that send no SNI. If false, they are
+	// refused with an unrecognized_name alert.
+	AllowMissingSNI bool
+	Now             func() time.Time // for validity checks; if nil, time.Now
+}
+
+// Source serves the current certificate pair to crypto/tls and applies the
+// SNI policy. Its methods are safe for concurrent use. A Source holds no
+// goroutines or open files, so there is nothing to close; file watching
+// (certs/filewatch) calls Reload.
+type Source struct {
+	certFile, keyFile string
+	opts              LoadOptions
+	policy            SNIPolicy
+	log               zerolog.Logger
+
+	// reloadMu serialises Reload so that a slow load cannot publish an
+	// older pair over a newer one. GetCertificate never takes it.
+	reloadMu sync.Mutex
+
+	cur atomic.Pointer[Pair] // never nil after NewSource; a published Pair is never mutated
+
+	refusedName, refusedMissing atomic.Uint64
+	reloadsOK, reloadErrors     atomic.Uint64
+}
+
+// NewSource loads and validates the pair once. Its error is LoadPair's
+// (usually a *FileError). NewSource does not log the pair's Warnings; the
+// caller reports Current().Warnings as it sees fit.
+func NewSource(cfg SourceConfig, log zerolog.Logger) (*Source, error) {
+	switch {
+	case cfg.CertFile == "":
+		return nil, errors.New("certs: SourceConfig.CertFile is required")
+	case cfg.KeyFile == "":
+		return nil, errors.New("certs: SourceConfig.KeyFile is required")
+	case cfg.CName == "":
+		return nil, errors.New("certs: SourceConfig.CName is required")
+	}
+	s := &Source{
+		certFile: cfg.CertFile,
+		keyFile:  cfg.KeyFile,
+		opts:     LoadOptions{CName: cfg.CName, Roots: cfg.Roots, Now: cfg.Now},
+		policy:   SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI},
+		log:      log.With().Str(keyCertFile, cfg.CertFile).Str(keyKeyFile, cfg.KeyFile).Logger(),
+	}
+	p, err := LoadPair(cfg.CertFile, cfg.KeyFile, s.opts)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(p)
+	return s, nil
+}
+
+// GetCertificate implements tls.Config.GetCertificate: it applies the SNI
+// policy and returns the current pair's certificate. It does no I/O and
+// never logs, because it runs once per handshake.
+//
+// A refused name is counted and answered with (nil, nil): with an empty
+// tls.Config.Certificates, crypto/tls then sends the unrecognized_name
+// alert, whereas returning an error would send internal_error. Note that a
+// resumed session skips GetCertificate; the HTTP layer's Host check still
+// applies to those connections.
+func (s *Source) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var name string
+	if h != nil {
+		name = h.ServerName
+	}
+	if err := s.policy.Check(name); err != nil {
+		if errors.Is(err, ErrMissingSNI) {
+			s.refusedMissing.Add(1)
+		} else {
+			s.refusedName.Add(1)
+		}
+		return nil, nil
+	}
+	return &s.cur.Load().Certificate, nil
+}
+
+// Reload reads and validates the files again. If they are valid and differ
+// from the current pair, it publishes the new pair with one atomic store
+// and logs one info line and its warnings; identical files publish and log
+// nothing. If they are invalid, the current pair keeps serving, the error
+// is logged as one warn line and counted, and Reload returns it.
+func (s *Source) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	p, err := LoadPair(s.certFile, s.keyFile, s.opts)
+	if err != nil {
+		s.reloadErrors.Add(1)
+		s.log.Warn().Err(err).Msg("certificate reload failed; still serving the previous certificate")
+		return err
+	}
+	if p.Hash == s.cur.Load().Hash {
+		return nil
+	}
+	s.cur.Store(p)
+	s.reloadsOK.Add(1)
+	s.log.Info().
+		Str(keySerial, p.Leaf.SerialNumber.Text(16)).
+		Time(keyNotAfter, p.Leaf.NotAfter).
+		Str(keyHash, hex.EncodeToString(p.Hash[:8])).
+		Msg("certificate reloaded")
+	for _, w := range p.Warnings {
+		s.log.Warn().Msg(w)
+	}
+	return nil
+}
+
+// Current returns the pair being served. It is never nil and must not be
+// modified.
+func (s *Source) Current() *Pair { return s.cur.Load() }
+
+// Counts are a Source's cumulative counters since NewSource.
+type Counts struct {
+	RefusedUnrecognizedName uint64 // handshakes refused for another server name
+	RefusedMissingSNI       uint64 // handshakes refused for sending no server name
+	ReloadsOK               uint64 // reloads that published a changed pair
+	ReloadErrors            uint64 // reloads that failed and kept the old pair
+}
+
+// Counts returns the current counters. Each field is read atomically, but
+// the four are not one snapshot.
+func (s *Source) Counts() Counts {
+	return Counts{
+		RefusedUnrecognizedName: s.refusedName.Load(),
+		RefusedMissingSNI:       s.refusedMissing.Load(),
+		ReloadsOK:               s.reloadsOK.Load(),
+		ReloadErrors:            s.reloadErrors.Load(),
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/scoregate/scoregate/certs/certstest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden and the scripts' expected output")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"scoregate": func() {
+			os.Exit(run(context.Background(), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+		},
+	})
+}
+
+// TestScripts runs the command-line scripts in testdata/script. Each script
+// starts with fixtures in $WORK/tls: a valid chain for api.example.com
+// (chain.pem, key.pem, ca.pem) and deliberately broken files.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			mintScriptFixtures(t, filepath.Join(env.WorkDir, "tls"))
+			return nil
+		},
+	})
+}
+
+func mintScriptFixtures(t *testing.T, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := certstest.NewFiles(t, dir, "api.example.com") // chain.pem, key.pem, ca.pem
+	now := time.Now()
+	expired := f.Intermediate.Leaf(t, certstest.LeafOptions{DNSNames: []string{"api.example.com"}, NotBefore: now.Add(-100 * 24 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+	certstest.WriteChain(t, dir, "expired-chain.pem", expired.CertPEM, f.Intermediate.CertPEM)
+	certstest.WriteFile(t, dir, "expired-key.pem", expired.KeyPEM)
+	other := f.Intermediate.Leaf(t, certstest.LeafOptions{DNSNames: []string{"other.example.com"}})
+	certstest.WriteChain(t, dir, "other-chain.pem", other.CertPEM, f.Intermediate.CertPEM)
+	certstest.WriteFile(t, dir, "other-key.pem", other.KeyPEM)
+	certstest.WriteChain(t, dir, "reversed-chain.pem", f.Intermediate.CertPEM, f.Leaf.CertPEM)
+	certstest.WriteFile(t, dir, "garbage.pem", []byte("this is not PEM\n"))
+}

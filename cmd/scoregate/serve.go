@@ -1,0 +1,468 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/metrics"
+	"github.com/scoregate/scoregate/proxy"
+)
+
+// serveConfig is everything `scoregate serve` reads from its flags.
+type serveConfig struct {
+	listen, metricsListen, httpListen, httpsPort string
+	backend                                      string
+	certFile, keyFile, cname, caFile             string
+	allowMissingSNI                              bool
+
+	upstreamTimeout, dialTimeout         time.Duration
+	readHeaderTimeout, idleTimeout       time.Duration
+	shutdownTimeout                      time.Duration
+	maxBodyBytes, maxHeaderBytes         byteSize
+	maxIdleConns, h2MaxConcurrentStreams int
+	logLevel, logFormat                  string
+	dev                                  bool
+	devDir                               string
+	given                                map[string]bool // flags set on the command line or from the environment
+}
+
+const (
+	flagCert = "ssl-cert-pem-file"
+	flagKey  = "ssl-key-pem-file"
+)
+
+func serveFlags(c *serveConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.listen, "listen", ":8443", "TLS `address` clients connect to")
+	fs.StringVar(&c.backend, "backend", "http://127.0.0.1:5001", "scoring backend `URL` (the model container on this node)")
+	fs.StringVar(&c.certFile, flagCert, "", "full-chain certificate `file`, PEM, leaf first (Azure ML: ssl_cert_pem_file)")
+	fs.StringVar(&c.keyFile, flagKey, "", "private key `file`, PEM, unencrypted (Azure ML: ssl_key_pem_file)")
+	fs.StringVar(&c.cname, "ssl-cname", "", "the `name` clients use; the certificate must cover it, and TLS SNI and HTTP Host must match it (Azure ML: ssl_cname)")
+	fs.StringVar(&c.caFile, "ca-file", "", "extra trusted root certificates, PEM `file`, used to check that the chain is complete")
+	fs.BoolVar(&c.allowMissingSNI, "allow-missing-sni", false, "accept TLS clients that send no server name (SNI)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9090", "`address` for /healthz and /readyz (empty: off)")
+	fs.StringVar(&c.httpListen, "http-listen", "", "optional plain-HTTP `address` that redirects (308) to https://<cname>")
+	fs.StringVar(&c.httpsPort, "https-port", "", "`port` that --http-listen redirects to (default: the port of --listen; set 443 behind a port-mapping load balancer)")
+	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 60*time.Second, "how long the backend may take to answer (504 after)")
+	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "how long connecting to the backend may take (502 after)")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take for the TLS handshake and the request headers")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive client connection stays open")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	c.maxBodyBytes = 100 << 20
+	fs.Var(&c.maxBodyBytes, "max-body-bytes", "request body `limit` (413 above it)")
+	c.maxHeaderBytes = 64 << 10
+	fs.Var(&c.maxHeaderBytes, "max-header-bytes", "request header `limit` (431 above it)")
+	fs.IntVar(&c.maxIdleConns, "backend-idle-conns", 256, "idle keep-alive connections kept open to the backend")
+	fs.IntVar(&c.h2MaxConcurrentStreams, "h2-max-concurrent-streams", 250, "HTTP/2 streams a client connection may have open at once")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
+	fs.BoolVar(&c.dev, "dev", false, "development mode: a self-signed CA and a certificate for localhost (or --ssl-cname), and a demo backend unless --backend is given")
+	fs.StringVar(&c.devDir, "dev-dir", "", "`directory` for the --dev CA and certificate (default: the user cache directory's scoregate/dev)")
+	return fs
+}
+
+func defaultDevDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "scoregate", "dev")
+	}
+	return filepath.Join(os.TempDir(), "scoregate-dev")
+}
+
+// parseServe reads flags, then the environment, and checks them.
+func parseServe(args []string, getenv func(string) (string, bool), stdout io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := serveFlags(&c)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, "Usage: scoregate serve [flags]\n\nFlags (each also read from SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag wins):\n")
+			fs.PrintDefaults()
+			return c, err
+		}
+		return c, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return c, usagef("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, usageError{err}
+	}
+	c.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
+	return c, c.check()
+}
+
+func (c *serveConfig) check() error {
+	if c.dev && c.cname == "" {
+		c.cname = "localhost"
+	}
+	if c.dev && c.devDir == "" {
+		c.devDir = defaultDevDir()
+	}
+	var missing []string
+	if !c.dev {
+		for _, f := range []struct{ name, v string }{{flagCert, c.certFile}, {flagKey, c.keyFile}, {"ssl-cname", c.cname}} {
+			if f.v == "" {
+				missing = append(missing, "--"+f.name)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return usagef("%s required (or %s); for a quick local try, use --dev", strings.Join(missing, ", "), envName(strings.TrimPrefix(missing[0], "--")))
+	}
+	if (c.certFile == "") != (c.keyFile == "") {
+		return usagef("--%s and --%s go together: give both or neither", flagCert, flagKey)
+	}
+	if _, err := zerolog.ParseLevel(c.logLevel); err != nil || c.logLevel == "" {
+		return usagef("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.logFormat != "json" && c.logFormat != "console" {
+		return usagef("--log-format %q: want json or console", c.logFormat)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}} {
+		if d.v <= 0 {
+			return usagef("--%s %s: want a positive duration such as 30s", d.name, d.v)
+		}
+	}
+	if c.maxBodyBytes == 0 {
+		return usagef("--max-body-bytes 0: want a positive size such as 100MiB")
+	}
+	if c.maxHeaderBytes < 1024 {
+		return usagef("--max-header-bytes %s: want at least 1KiB", &c.maxHeaderBytes)
+	}
+	if c.maxIdleConns < 1 || c.h2MaxConcurrentStreams < 1 {
+		return usagef("--backend-idle-conns and --h2-max-concurrent-streams must be at least 1")
+	}
+	if c.httpsPort != "" {
+		if _, err := net.LookupPort("tcp", c.httpsPort); err != nil {
+			return usagef("--https-port %q: not a port", c.httpsPort)
+		}
+	}
+	return nil
+}
+
+// backendURL parses --backend.
+func (c *serveConfig) backendURL() (*url.URL, error) {
+	u, err := url.Parse(c.backend)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("--backend %q: want an http:// or https:// URL such as http://127.0.0.1:5001", c.backend)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return nil, usagef("--backend %q: give scheme, host and port only; the request path is forwarded as is", c.backend)
+	}
+	return u, nil
+}
+
+func newLogger(c serveConfig, w io.Writer) zerolog.Logger {
+	lvl, _ := zerolog.ParseLevel(c.logLevel)
+	if c.logFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// server is one running `scoregate serve`: its listeners are open once
+// newServer returns, so tests can read their addresses.
+type server struct {
+	cfg    serveConfig
+	log    zerolog.Logger
+	stdout io.Writer
+
+	backend    *url.URL
+	src        *certs.Source
+	proxy      *proxy.Proxy
+	tlsLn      net.Listener
+	listeners  []listener // TLS first; shut down in this order
+	devBackend *listener  // the demo backend of --dev without --backend
+	devCAFile  string     // the CA of --dev's certificate
+}
+
+// listener is one server of the process and the listener it serves.
+type listener struct {
+	name string // the flag that configures it, for logs and errors
+	srv  *http.Server
+	ln   net.Listener
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	s, err := newServer(cfg, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error) {
+	s := &server{cfg: cfg, log: newLogger(cfg, stderr), stdout: stdout}
+	defer func() {
+		if err != nil {
+			s.closeListeners()
+		}
+	}()
+
+	backend, err := s.cfg.backendURL()
+	if err != nil {
+		return nil, err
+	}
+	s.backend = backend
+	var roots *x509.CertPool
+	if s.cfg.caFile != "" {
+		if roots, err = certs.LoadRoots(s.cfg.caFile); err != nil {
+			return nil, usagef("--ca-file: %w", err)
+		}
+	}
+	if cfg.dev {
+		if err := s.setupDev(); err != nil {
+			return nil, err
+		}
+		if s.devBackend != nil {
+			backend = &url.URL{Scheme: "http", Host: s.devBackend.ln.Addr().String()}
+		}
+		s.backend = backend
+		if roots == nil && s.devCAFile != "" {
+			if roots, err = certs.LoadRoots(s.devCAFile); err != nil {
+				return nil, usagef("--dev-dir: %w", err)
+			}
+		}
+	}
+	s.src, err = certs.NewSource(certs.SourceConfig{
+		CertFile:        s.cfg.certFile,
+		KeyFile:         s.cfg.keyFile,
+		CName:           s.cfg.cname,
+		Roots:           roots,
+		AllowMissingSNI: s.cfg.allowMissingSNI,
+	}, s.log)
+	if err != nil {
+		return nil, usageError{flagError(err)}
+	}
+	pair := s.src.Current()
+	for _, w := range pair.Warnings {
+		s.log.Warn().Str("file", s.cfg.certFile).Msg(w)
+	}
+
+	s.proxy, err = proxy.New(proxy.Config{
+		CName:           s.cfg.cname,
+		Backend:         backend,
+		UpstreamTimeout: s.cfg.upstreamTimeout,
+		DialTimeout:     s.cfg.dialTimeout,
+		MaxBodyBytes:    int64(s.cfg.maxBodyBytes),
+		MaxIdleConns:    s.cfg.maxIdleConns,
+	}, s.log)
+	if err != nil {
+		return nil, usageError{err}
+	}
+
+	tlsSrv := &http.Server{
+		Handler:           s.proxy,
+		TLSConfig:         certs.ServerTLSConfig(s.src.GetCertificate),
+		ReadHeaderTimeout: s.cfg.readHeaderTimeout,
+		IdleTimeout:       s.cfg.idleTimeout,
+		MaxHeaderBytes:    int(s.cfg.maxHeaderBytes),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: s.cfg.h2MaxConcurrentStreams},
+		ErrorLog:          newServerErrorLog(s.log),
+	}
+	tlsSrv.Protocols = new(http.Protocols)
+	tlsSrv.Protocols.SetHTTP1(true)
+	tlsSrv.Protocols.SetHTTP2(true)
+	if err := s.listen("listen", s.cfg.listen, tlsSrv); err != nil {
+		return nil, err
+	}
+	s.tlsLn = s.listeners[len(s.listeners)-1].ln
+
+	if s.cfg.httpListen != "" {
+		port := s.cfg.httpsPort
+		if port == "" {
+			_, port, _ = net.SplitHostPort(s.tlsAddr())
+		}
+		redirect := &http.Server{
+			Handler:           proxy.Redirect(s.cfg.cname, port),
+			ReadHeaderTimeout: s.cfg.readHeaderTimeout,
+			IdleTimeout:       s.cfg.idleTimeout,
+			MaxHeaderBytes:    int(s.cfg.maxHeaderBytes),
+			ErrorLog:          newServerErrorLog(s.log),
+		}
+		if err := s.listen("http-listen", s.cfg.httpListen, redirect); err != nil {
+			return nil, err
+		}
+	}
+	if s.cfg.metricsListen != "" {
+		ms := &http.Server{
+			Handler:           metrics.NewMux(metrics.HealthConfig{Ready: s.readiness}),
+			ReadHeaderTimeout: s.cfg.readHeaderTimeout,
+			ErrorLog:          newServerErrorLog(s.log),
+		}
+		if err := s.listen("metrics-listen", s.cfg.metricsListen, ms); err != nil {
+			return nil, err
+		}
+	}
+	if s.devBackend != nil {
+		// Last, so that it outlives the front ends at shutdown.
+		s.listeners = append(s.listeners, *s.devBackend)
+	}
+	return s, nil
+}
+
+// flagError names the flag in a certificate or key file error.
+func flagError(err error) error {
+	var fe *certs.FileError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name := flagCert
+	if fe.Role == certs.KeyFileRole {
+		name = flagKey
+	}
+	return fmt.Errorf("--%s %q: %w", name, fe.Path, fe.Err)
+}
+
+func (s *server) listen(flagName, addr string, srv *http.Server) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usagef("--%s %q: %w", flagName, addr, errors.Unwrap(err))
+	}
+	s.listeners = append(s.listeners, listener{name: flagName, srv: srv, ln: ln})
+	return nil
+}
+
+func (s *server) closeListeners() {
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	if s.devBackend != nil {
+		s.devBackend.ln.Close()
+	}
+}
+
+func (s *server) tlsAddr() string { return s.tlsLn.Addr().String() }
+
+func (s *server) readiness(context.Context) metrics.Readiness {
+	p := s.src.Current()
+	if p == nil {
+		return metrics.Readiness{Reason: "no certificate loaded"}
+	}
+	return metrics.Readiness{Ready: true, Certificate: &metrics.CertInfo{
+		Subject:  p.Leaf.Subject.String(),
+		DNSNames: p.Leaf.DNSNames,
+		NotAfter: p.Leaf.NotAfter,
+		Source:   "file",
+	}}
+}
+
+// run serves until ctx is done, then shuts down gracefully: listeners close
+// at once and in-flight requests get --shutdown-timeout to finish.
+func (s *server) run(ctx context.Context) error {
+	defer s.proxy.Close()
+	errc := make(chan error, len(s.listeners))
+	var wg sync.WaitGroup
+	ev := s.log.Info().Str("backend", s.backend.String()).Str("cname", s.cfg.cname).Str("version", version())
+	for _, l := range s.listeners {
+		ev = ev.Str(l.name, l.ln.Addr().String())
+		wg.Go(func() {
+			var err error
+			if l.srv.TLSConfig != nil {
+				err = l.srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("--%s %s: %w", l.name, l.ln.Addr(), err)
+			}
+		})
+	}
+	refusalsCtx, stopRefusals := context.WithCancel(ctx)
+	defer stopRefusals()
+	wg.Go(func() { s.logRefusals(refusalsCtx, time.Minute) })
+	ev.Msg("scoregate serving")
+	if s.cfg.dev {
+		s.log.Warn().Msg("DEVELOPMENT MODE: the certificate is signed by a local, self-made CA; never use --dev in production")
+		s.printDevHelp()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info().Dur("timeout", s.cfg.shutdownTimeout).Msg("shutting down: finishing in-flight requests")
+	case runErr = <-errc:
+		s.log.Error().Err(runErr).Msg("listener failed; shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.shutdownTimeout)
+	defer cancel()
+	var shutdownErr error
+	for _, l := range s.listeners {
+		if err := l.srv.Shutdown(sctx); err != nil {
+			shutdownErr = fmt.Errorf("shutdown: in-flight requests did not finish within --shutdown-timeout %s", s.cfg.shutdownTimeout)
+			l.srv.Close()
+		}
+	}
+	stopRefusals()
+	wg.Wait()
+	if runErr != nil {
+		return runErr
+	}
+	if shutdownErr != nil {
+		s.log.Warn().Msg(shutdownErr.Error())
+	}
+	s.log.Info().Msg("stopped")
+	return nil
+}
+
+// logRefusals logs refused handshakes as one summary line per interval,
+// never one line per connection: load-balancer probes without SNI would
+// flood the log.
+func (s *server) logRefusals(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last certs.Counts
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c := s.src.Counts()
+		name, sni := c.RefusedUnrecognizedName-last.RefusedUnrecognizedName, c.RefusedMissingSNI-last.RefusedMissingSNI
+		if name+sni > 0 {
+			s.log.Warn().Uint64("unrecognized_name", name).Uint64("missing_sni", sni).Dur("interval", every).
+				Msg("refused TLS handshakes for other server names or without SNI")
+		}
+		last = c
+	}
+}
+
+// serverErrorLog routes net/http's own log lines (TLS handshake errors
+// among them, one per failed connection) to zerolog at debug level.
+type serverErrorLog struct{ log zerolog.Logger }
+
+func newServerErrorLog(l zerolog.Logger) *log.Logger {
+	return log.New(serverErrorLog{l}, "", 0)
+}
+
+func (e serverErrorLog) Write(p []byte) (int, error) {
+	e.log.Debug().Str("source", "net/http").Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
