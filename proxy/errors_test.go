@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+)
+
+// timeoutErr is a net.Error that timed out, as a dial or read deadline
+// gives.
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestErrorStatus(t *testing.T) {
+	p := newTestProxy(t, "http://127.0.0.1:5001", Config{MaxBodyBytes: 10, UpstreamTimeout: 2 * time.Second, DialTimeout: time.Second}, zerolog.Nop())
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name       string
+		err        error
+		ctx        context.Context
+		wantStatus int
+		wantMsg    string
+	}{
+		{"body over the limit", &http.MaxBytesError{Limit: 10}, nil, 413, "request body larger than 10 bytes (--max-body-bytes)"},
+		{"body over the limit, wrapped", fmt.Errorf("write: %w", &http.MaxBytesError{Limit: 10}), nil, 413, "request body larger than 10 bytes (--max-body-bytes)"},
+		{"client canceled", context.Canceled, nil, 499, msgClientClosed},
+		{"client canceled, wrapped", fmt.Errorf("net/http: %w", context.Canceled), nil, 499, msgClientClosed},
+		{"any error once the client left", io.ErrUnexpectedEOF, canceled, 499, msgClientClosed},
+		{"response header timeout", timeoutErr{}, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)"},
+		{"deadline exceeded", context.DeadlineExceeded, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)"},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, nil, 504, "backend connection not established within 1s (--dial-timeout)"},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, nil, 502, msgBadGateway},
+		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, nil, 502, msgBadGateway},
+		{"unexpected EOF", io.ErrUnexpectedEOF, nil, 502, msgBadGateway},
+		{"anything else", errors.New("boom"), nil, 502, msgBadGateway},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/score", nil)
+			if tt.ctx != nil {
+				r = r.WithContext(tt.ctx)
+			}
+			status, msg := p.errorStatus(r, tt.err)
+			if status != tt.wantStatus || msg != tt.wantMsg {
+				t.Errorf("errorStatus(%v) = %d, %q; want %d, %q", tt.err, status, msg, tt.wantStatus, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	for _, tt := range []struct{ name, msg, id string }{
+		{"plain", "backend unavailable", "0f8fad5b-d9cb-469f-a165-70867728950e"},
+		{"quotes and backslash", `say "hi" \ bye`, `id"\`},
+		{"control characters", "a\nb\tc\rd\x00e\x1f", "\x7f"},
+		{"HTML", "<script>&</script>", ""},
+		{"line separators", "a\u2028b\u2029c", "é"},
+		{"invalid UTF-8", "a\xffb\xc3", "\xed\xa0\x80"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			WriteError(w, 502, tt.msg, tt.id)
+			if w.Code != 502 {
+				t.Errorf("status = %d, want 502", w.Code)
+			}
+			if got := w.Header().Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", got)
+			}
+			if got, want := w.Header().Get("Content-Length"), fmt.Sprint(w.Body.Len()); got != want {
+				t.Errorf("Content-Length = %s, want %s", got, want)
+			}
+			var got errorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %q: %v", w.Body, err)
+			}
+			if want := (errorBody{strings.ToValidUTF8(tt.msg, "\ufffd"), strings.ToValidUTF8(tt.id, "\ufffd")}); utf8.ValidString(tt.msg+tt.id) && got != want {
+				t.Errorf("decoded %+v, want %+v", got, want)
+			}
+			if strings.ContainsAny(w.Body.String(), "<>&") {
+				t.Errorf("body %q has unescaped HTML characters", w.Body)
+			}
+		})
+	}
+}
+
+// FuzzWriteError: whatever the message and id, the body is valid JSON and
+// decodes to them (as encoding/json would encode them).
+func FuzzWriteError(f *testing.F) {
+	f.Add("backend unavailable", "0f8fad5b-d9cb-469f-a165-70867728950e")
+	f.Add("a\"\\\n\x00<>&\u2028", "\xff\xfe")
+	f.Fuzz(func(t *testing.T, msg, id string) {
+		w := httptest.NewRecorder()
+		WriteError(w, 400, msg, id)
+		var got errorBody
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatalf("WriteError(%q, %q) wrote invalid JSON %q: %v", msg, id, w.Body, err)
+		}
+		ref, _ := json.Marshal(errorBody{msg, id})
+		var want errorBody
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("WriteError(%q, %q) decodes to %+v, want %+v", msg, id, got, want)
+		}
+	})
+}

@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Access log and error log field keys. The access log never carries the
+// query string, the Authorization header or any body.
+const (
+	keyMethod           = "method"
+	keyPath             = "path"
+	keyStatus           = "status"
+	keyBytesIn          = "bytes_in"
+	keyBytesOut         = "bytes_out"
+	keyDuration         = "duration"
+	keyUpstreamDuration = "upstream_duration"
+	keyRequestID        = "request_id"
+	keyTLSVersion       = "tls_version"
+	keyTLSResumed       = "tls_resumed"
+	keyClient           = "client"
+	keyProto            = "proto"
+	keyAborted          = "aborted"
+)
+
+// msgAccess is the message of every access log line.
+const msgAccess = "request"
+
+// statusRecorder is the http.ResponseWriter handed to the ReverseProxy: it
+// records the final status and the body bytes written. Unwrap lets
+// http.ResponseController reach the server's writer for Flush, Hijack and
+// deadlines, which ReverseProxy uses to stream.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int   // final status; 0 until the header is written
+	bytes  int64 // body bytes written
+}
+
+// WriteHeader records the first final status. 1xx responses other than 101
+// (100 Continue, 103 Early Hints relayed by ReverseProxy) are not final.
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap returns the server's ResponseWriter for http.ResponseController.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody counts the request body bytes read. The transport reads the
+// body on its own goroutine, which can outlive the handler (ReverseProxy
+// says so), hence the atomic.
+type countingBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
+
+// logAccess writes the access log line of one request. It runs deferred,
+// so it also logs a request whose response was aborted mid-stream
+// (ReverseProxy panics with http.ErrAbortHandler, which net/http recovers).
+func (p *Proxy) logAccess(st *reqState, r *http.Request) {
+	e := p.log.Info()
+	if e == nil {
+		return
+	}
+	e.Str(keyMethod, r.Method).
+		Str(keyPath, r.URL.Path).
+		Int(keyStatus, st.rec.status).
+		Int64(keyBytesIn, st.body.n.Load()).
+		Int64(keyBytesOut, st.rec.bytes).
+		Dur(keyDuration, time.Since(st.start))
+	if st.upstream > 0 {
+		e.Dur(keyUpstreamDuration, st.upstream)
+	}
+	e.Str(keyRequestID, st.ids.id)
+	if r.TLS != nil {
+		e.Str(keyTLSVersion, tlsVersion(r.TLS.Version)).Bool(keyTLSResumed, r.TLS.DidResume)
+	}
+	e.Str(keyClient, r.RemoteAddr).Str(keyProto, r.Proto)
+	if !st.done {
+		e.Bool(keyAborted, true)
+	}
+	e.Msg(msgAccess)
+}
+
+// tlsVersion names a TLS version as the access log shows it.
+func tlsVersion(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS11:
+		return "1.1"
+	case tls.VersionTLS10:
+		return "1.0"
+	}
+	return "unknown"
+}
+
+// stdLogWriter turns the few lines ReverseProxy logs through its ErrorLog
+// (such as a backend read error while copying a response) into zerolog
+// warnings.
+type stdLogWriter struct{ log zerolog.Logger }
+
+func (w stdLogWriter) Write(b []byte) (int, error) {
+	w.log.Warn().Msg(string(bytes.TrimSpace(b)))
+	return len(b), nil
+}

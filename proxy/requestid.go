@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+)
+
+// The request id headers of the Azure ML inference server, in canonical
+// form so that they index http.Header directly.
+const (
+	headerRequestID       = "X-Request-Id"
+	headerMSRequestID     = "X-Ms-Request-Id"
+	headerClientRequestID = "X-Ms-Client-Request-Id"
+)
+
+// maxRequestIDLen is the longest x-request-id or x-ms-client-request-id
+// accepted, as in the Azure ML inference server; longer gets 431.
+const maxRequestIDLen = 100
+
+// Messages for 431, naming the header as the inference server does.
+const (
+	msgRequestIDTooLong       = "x-request-id header longer than 100 characters"
+	msgClientRequestIDTooLong = "x-ms-client-request-id header longer than 100 characters"
+)
+
+// requestIDs are one request's ids.
+type requestIDs struct {
+	id       string // x-request-id: the client's, or generated
+	msID     string // x-ms-request-id: the client request id, or id
+	clientID string // x-ms-client-request-id as given, or ""
+}
+
+// readRequestIDs derives the ids from h. status is 0, or 431 with msg when a
+// given id is too long; the ids are then usable for the error response (the
+// oversized value is not echoed).
+func readRequestIDs(h http.Header) (ids requestIDs, status int, msg string) {
+	ids.id = first(h, headerRequestID)
+	ids.clientID = first(h, headerClientRequestID)
+	if len(ids.id) > maxRequestIDLen {
+		ids.id = ""
+		status, msg = http.StatusRequestHeaderFieldsTooLarge, msgRequestIDTooLong
+	}
+	if len(ids.clientID) > maxRequestIDLen {
+		ids.clientID = ""
+		if status == 0 {
+			status, msg = http.StatusRequestHeaderFieldsTooLarge, msgClientRequestIDTooLong
+		}
+	}
+	if ids.id == "" {
+		ids.id = newRequestID()
+	}
+	ids.msID = ids.clientID
+	if ids.msID == "" {
+		ids.msID = ids.id
+	}
+	return ids, status, msg
+}
+
+// set writes the ids into h, replacing any value there: on the request to
+// the backend and on every response.
+func (ids *requestIDs) set(h http.Header) {
+	h[headerRequestID] = []string{ids.id}
+	h[headerMSRequestID] = []string{ids.msID}
+	if ids.clientID != "" {
+		h[headerClientRequestID] = []string{ids.clientID}
+	} else {
+		delete(h, headerClientRequestID)
+	}
+}
+
+// first returns the first value of the canonical key in h, or "".
+func first(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// newRequestID returns a random (version 4) UUID in its 36-character text
+// form, as the inference server generates. It allocates only the string.
+func newRequestID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])  // crypto/rand.Read never returns an error
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], u[10:16])
+	return string(s[:])
+}
