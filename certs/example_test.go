@@ -71,7 +71,7 @@ func ExampleSource() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.ServerTLSConfig(src.GetCertificate))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.ServerTLSConfig(src))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func TestHandshakeSNI(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := certstest.NewFiles(t, t.TempDir(), cname)
 			src := newSource(t, f, tt.allowMissingSNI)
-			addr := serve(t, certs.ServerTLSConfig(src.GetCertificate))
+			addr := serve(t, certs.ServerTLSConfig(src))
 
 			cfg := clientConfig(f, tt.serverName)
 			if tt.serverName == "" {
@@ -140,7 +140,7 @@ func TestHandshakeSNI(t *testing.T) {
 func TestHandshakeProtocol(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
 	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src.GetCertificate))
+	addr := serve(t, certs.ServerTLSConfig(src))
 
 	for _, tt := range []struct {
 		name         string
@@ -202,7 +202,7 @@ func TestHandshakeRSA(t *testing.T) {
 		Leaf:     leaf,
 	}
 	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src.GetCertificate))
+	addr := serve(t, certs.ServerTLSConfig(src))
 	for _, tt := range []struct {
 		suite uint16
 		ok    bool
@@ -227,7 +227,7 @@ func TestHandshakeRSA(t *testing.T) {
 func TestSessionResumption(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
 	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src.GetCertificate))
+	addr := serve(t, certs.ServerTLSConfig(src))
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			cfg := clientConfig(f, cname)
@@ -248,11 +248,8 @@ func TestSessionResumption(t *testing.T) {
 }
 
 func TestServerTLSConfig(t *testing.T) {
-	called := false
-	cfg := certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-		called = true
-		return nil, nil
-	})
+	f := certstest.NewFiles(t, t.TempDir(), cname)
+	cfg := certs.ServerTLSConfig(newSource(t, f, false))
 	if cfg.MinVersion != tls.VersionTLS12 || cfg.MaxVersion != tls.VersionTLS13 {
 		t.Errorf("versions = %s..%s, want TLS 1.2..TLS 1.3", tls.VersionName(cfg.MinVersion), tls.VersionName(cfg.MaxVersion))
 	}
@@ -271,9 +268,62 @@ func TestServerTLSConfig(t *testing.T) {
 			t.Errorf("cipher suite %s is not ECDHE with AEAD", name)
 		}
 	}
-	cfg.GetCertificate(&tls.ClientHelloInfo{})
-	if !called {
-		t.Errorf("GetCertificate is not the function passed in")
+	if c, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: cname}); c == nil || err != nil {
+		t.Errorf("GetCertificate(%q) = %v, %v, want the source's certificate", cname, c, err)
+	}
+	if cfg.VerifyConnection == nil {
+		t.Errorf("VerifyConnection is nil, want the source's")
+	}
+}
+
+// anyNameCache hands its one session to every server name, as a client
+// trying to reuse a ticket for another name would.
+type anyNameCache struct {
+	mu sync.Mutex
+	cs *tls.ClientSessionState
+}
+
+func (c *anyNameCache) Get(string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cs, c.cs != nil
+}
+
+func (c *anyNameCache) Put(_ string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs != nil {
+		c.cs = cs
+	}
+}
+
+func TestResumptionForOtherNameRefused(t *testing.T) {
+	f := certstest.NewFiles(t, t.TempDir(), cname)
+	src := newSource(t, f, false)
+	addr := serve(t, certs.ServerTLSConfig(src))
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			cache := &anyNameCache{}
+			cfg := clientConfig(f, cname)
+			cfg.MaxVersion = version
+			cfg.ClientSessionCache = cache
+			if _, err := dial(addr, cfg); err != nil {
+				t.Fatalf("first connection for %s: %v", cname, err)
+			}
+			if cs, err := dial(addr, cfg); err != nil || !cs.DidResume {
+				t.Fatalf("second connection for %s: resumed %v, %v; want a resumed session", cname, cs.DidResume, err)
+			}
+			before := src.Counts().RefusedUnrecognizedName
+			other := cfg.Clone()
+			other.ServerName = "evil.example.com"
+			other.InsecureSkipVerify = true
+			if cs, err := dial(addr, other); err == nil {
+				t.Errorf("resuming a %s session with SNI evil.example.com: resumed %v, no error; want it refused", cname, cs.DidResume)
+			}
+			if got := src.Counts().RefusedUnrecognizedName; got != before+1 {
+				t.Errorf("RefusedUnrecognizedName = %d, want %d", got, before+1)
+			}
+		})
 	}
 }
 
@@ -333,7 +383,7 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, certs.ServerTLSConfig(src.GetCertificate))
+	addr := serve(t, certs.ServerTLSConfig(src))
 	servedSerial := func() string {
 		t.Helper()
 		cs, err := dial(addr, clientConfig(f, cname))
@@ -416,7 +466,7 @@ func TestReloadConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, certs.ServerTLSConfig(src.GetCertificate))
+	addr := serve(t, certs.ServerTLSConfig(src))
 	pairs := []*certstest.Leaf{f.Leaf, f.Intermediate.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})}
 	serials := map[string]bool{}
 	for _, l := range pairs {

@@ -86,23 +86,42 @@ func NewSource(cfg SourceConfig, log zerolog.Logger) (*Source, error) {
 //
 // A refused name is counted and answered with (nil, nil): with an empty
 // tls.Config.Certificates, crypto/tls then sends the unrecognized_name
-// alert, whereas returning an error would send internal_error. Note that a
-// resumed session skips GetCertificate; the HTTP layer's Host check still
-// applies to those connections.
+// alert, whereas returning an error would send internal_error. A resumed
+// session skips GetCertificate; VerifyConnection applies the policy to it.
 func (s *Source) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	var name string
 	if h != nil {
 		name = h.ServerName
 	}
-	if err := s.policy.Check(name); err != nil {
-		if errors.Is(err, ErrMissingSNI) {
-			s.refusedMissing.Add(1)
-		} else {
-			s.refusedName.Add(1)
-		}
+	if s.refused(name) {
 		return nil, nil
 	}
 	return &s.cur.Load().Certificate, nil
+}
+
+// VerifyConnection implements tls.Config.VerifyConnection. It refuses a
+// resumed session whose server name the SNI policy refuses: a session
+// ticket issued for the cname must not open a connection for another
+// name. Full handshakes were already checked by GetCertificate.
+func (s *Source) VerifyConnection(cs tls.ConnectionState) error {
+	if cs.DidResume && s.refused(cs.ServerName) {
+		return ErrUnrecognizedName
+	}
+	return nil
+}
+
+// refused applies the SNI policy and counts a refusal.
+func (s *Source) refused(serverName string) bool {
+	err := s.policy.Check(serverName)
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrMissingSNI):
+		s.refusedMissing.Add(1)
+	default:
+		s.refusedName.Add(1)
+	}
+	return true
 }
 
 // Reload reads and validates the files again. If they are valid and differ

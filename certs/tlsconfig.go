@@ -7,11 +7,11 @@ import "crypto/tls"
 // ECDHE key exchange with AEAD ciphers (AES-GCM and ChaCha20-Poly1305);
 // ALPN offering "h2" then "http/1.1"; session tickets on. (TLS 1.3 suites
 // are not configurable in crypto/tls and are all AEAD.) Certificates come
-// from getCert, usually Source.GetCertificate; Certificates is left empty
-// so that a nil, nil result sends the unrecognized_name alert.
+// from src, usually a *Source; Certificates is left empty so that a nil,
+// nil result sends the unrecognized_name alert.
 //
 // Each call returns a new Config that the caller owns.
-func ServerTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+func ServerTLSConfig(src CertSource) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		MaxVersion: tls.VersionTLS13,
@@ -23,7 +23,16 @@ func ServerTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		NextProtos:     []string{"h2", "http/1.1"},
-		GetCertificate: getCert,
+		NextProtos:       []string{"h2", "http/1.1"},
+		GetCertificate:   src.GetCertificate,
+		VerifyConnection: src.VerifyConnection,
 	}
+}
+
+// CertSource is what ServerTLSConfig needs of a certificate source: a
+// certificate for each full handshake, and a last look at every handshake,
+// resumed ones included (those skip GetCertificate).
+type CertSource interface {
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	VerifyConnection(tls.ConnectionState) error
 }

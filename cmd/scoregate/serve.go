@@ -279,7 +279,7 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 
 	tlsSrv := &http.Server{
 		Handler:           s.proxy,
-		TLSConfig:         certs.ServerTLSConfig(s.src.GetCertificate),
+		TLSConfig:         certs.ServerTLSConfig(s.src),
 		ReadHeaderTimeout: s.cfg.readHeaderTimeout,
 		IdleTimeout:       s.cfg.idleTimeout,
 		MaxHeaderBytes:    int(s.cfg.maxHeaderBytes),
