@@ -65,6 +65,8 @@ const (
 	KeyFileRole
 	// CAFileRole is the PEM bundle of extra trust anchors (--ca-file).
 	CAFileRole
+	// AuthKeyFileRole is the bearer-key file (--auth-key-file).
+	AuthKeyFileRole
 )
 
 // String returns the role as the start of an error message, such as
@@ -77,6 +79,8 @@ func (r Role) String() string {
 		return "key file"
 	case CAFileRole:
 		return "CA file"
+	case AuthKeyFileRole:
+		return "auth key file"
 	}
 	return fmt.Sprintf("Role(%d)", int(r))
 }

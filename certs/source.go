@@ -30,7 +30,7 @@ type SourceConfig struct {
 	// AllowMissingSNI serves clients that send no SNI. If false, they are
 	// refused with an unrecognized_name alert.
 	AllowMissingSNI bool
-	Now             func() time.Time // for validity checks; if nil, time.Now
+	Now             func() time.Time // for validity checks and the expiry warning; if nil, time.Now
 }
 
 // Source serves the current certificate pair to crypto/tls and applies the
@@ -132,7 +132,11 @@ func (s *Source) refused(serverName string) bool {
 func (s *Source) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	p, err := LoadPair(s.certFile, s.keyFile, s.opts)
+	return s.publish(LoadPair(s.certFile, s.keyFile, s.opts))
+}
+
+// publish stores p, or logs and counts err; s.reloadMu must be held.
+func (s *Source) publish(p *Pair, err error) error {
 	if err != nil {
 		s.reloadErrors.Add(1)
 		s.log.Warn().Err(err).Msg("certificate reload failed; still serving the previous certificate")
@@ -152,6 +156,13 @@ func (s *Source) Reload() error {
 		s.log.Warn().Msg(w)
 	}
 	return nil
+}
+
+func (s *Source) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
 }
 
 // Current returns the pair being served. It is never nil and must not be

@@ -42,6 +42,7 @@ const (
 	msgBadGateway    = "backend unavailable"
 	msgClientClosed  = "client closed request"
 	msgMethodConnect = "CONNECT is not supported"
+	msgUnauthorized  = "missing or invalid key: send Authorization: Bearer <key>"
 )
 
 // errorStatus is the one place that maps an error from the backend round

@@ -72,6 +72,16 @@ type Config struct {
 	// MaxIdleConns is how many idle keep-alive connections to the
 	// backend are kept for reuse. If zero, 256.
 	MaxIdleConns int
+
+	// Auth, if not nil, requires every request to carry
+	// "Authorization: Bearer <key>" with one of its keys; others get 401.
+	// The Authorization header is not forwarded to the backend then. If
+	// nil, requests pass without a key.
+	Auth *KeySet
+
+	// AuthExemptHealth lets GET and HEAD / (the Azure ML health probe)
+	// through without a key when Auth is set.
+	AuthExemptHealth bool
 }
 
 // Proxy is the http.Handler of the TLS listener: Host check, request ids,
@@ -79,8 +89,10 @@ type Config struct {
 // Create it with New. It is safe for concurrent use. Call Close when done
 // to release idle backend connections.
 type Proxy struct {
-	cname        string // normalised: no trailing dot
-	maxBodyBytes int64  // <= 0: no limit
+	cname            string // normalised: no trailing dot
+	maxBodyBytes     int64  // <= 0: no limit
+	auth             *KeySet
+	authExemptHealth bool
 
 	// Error messages that name a Config value, built once.
 	msgTooLarge        string
@@ -154,6 +166,8 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 	p := &Proxy{
 		cname:              cname,
 		maxBodyBytes:       cfg.MaxBodyBytes,
+		auth:               cfg.Auth,
+		authExemptHealth:   cfg.AuthExemptHealth,
 		msgTooLarge:        fmt.Sprintf("request body larger than %d bytes (--max-body-bytes)", cfg.MaxBodyBytes),
 		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v (--upstream-timeout)", cfg.UpstreamTimeout),
 		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v (--dial-timeout)", cfg.DialTimeout),
@@ -169,6 +183,10 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 			// The client's Forwarded and X-Forwarded-* were removed
 			// before Rewrite: at the edge, they are the client's claims.
 			pr.SetXForwarded()
+			if p.auth != nil {
+				// The key is scoregate's; the backend has no use for it.
+				pr.Out.Header.Del("Authorization")
+			}
 			stateOf(pr.In).ids.set(pr.Out.Header)
 		},
 		Transport: tr,
@@ -247,6 +265,11 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 		p.fail(st, idStatus, idMsg)
 		return
 	}
+	if p.auth != nil && !p.authorized(r) {
+		st.rec.Header().Set("WWW-Authenticate", `Bearer realm="scoregate"`)
+		p.fail(st, http.StatusUnauthorized, msgUnauthorized)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		p.fail(st, http.StatusMethodNotAllowed, msgMethodConnect)
 		return
@@ -271,6 +294,15 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 	}
 	st.upstreamStart = time.Now()
 	p.rp.ServeHTTP(&st.rec, out)
+}
+
+// authorized reports whether r may pass: it carries a valid bearer key, or
+// it is the exempt health probe.
+func (p *Proxy) authorized(r *http.Request) bool {
+	if p.authExemptHealth && r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return true
+	}
+	return p.auth.Authorized(r.Header.Get("Authorization"))
 }
 
 // fail answers a request that is refused before reaching the backend.

@@ -39,8 +39,8 @@ type Config struct {
 type Watcher struct {
 	cfg Config
 
-	// Owned by Run's goroutine after New returns.
-	last      []digest        // what the files held at the last check
+	// Owned by Run's goroutine.
+	last      []digest        // what the files held at the last check; nil before the first
 	unwatched map[string]bool // directories whose watch failed, reported once
 }
 
@@ -50,8 +50,7 @@ type digest struct {
 	err string
 }
 
-// New returns a Watcher for cfg. It takes the first snapshot of the files,
-// so changes made after New returns are reported.
+// New returns a Watcher for cfg.
 func New(cfg Config) (*Watcher, error) {
 	if len(cfg.Files) == 0 {
 		return nil, errors.New("filewatch: no files to watch")
@@ -66,14 +65,17 @@ func New(cfg Config) (*Watcher, error) {
 		cfg.Poll = 10 * time.Second
 	}
 	cfg.Files = slices.Clone(cfg.Files)
-	w := &Watcher{cfg: cfg, unwatched: map[string]bool{}}
-	w.last = w.snapshot()
-	return w, nil
+	return &Watcher{cfg: cfg, unwatched: map[string]bool{}}, nil
 }
 
 // Run watches until ctx is done and returns ctx's error. It returns another
 // error only if no watch can be set up at all (then nothing is polled
 // either).
+//
+// Run calls OnChange once as soon as its watches are in place: the caller
+// loaded the files at some earlier point, and a change made between then
+// and now raised no event. OnChange must therefore be idempotent, as a
+// reload that compares content is.
 func (w *Watcher) Run(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -81,8 +83,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	defer fw.Close()
 	w.addDirs(fw)
-	// A change between New and the watches being in place raised no event.
-	w.check()
+	w.check() // the first check always reports: w.last is nil
 	return w.loop(ctx, fw.Events, fw.Errors, func() { w.addDirs(fw) })
 }
 

@@ -33,7 +33,9 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// startWatch runs a real Watcher over files and counts OnChange calls.
+// startWatch runs a real Watcher over files and counts OnChange calls. It
+// returns once the first call (Run's initial check) has happened, with the
+// count reset to zero.
 func startWatch(t *testing.T, files ...string) *atomic.Int64 {
 	t.Helper()
 	var n atomic.Int64
@@ -46,6 +48,8 @@ func startWatch(t *testing.T, files ...string) *atomic.Int64 {
 	var wg sync.WaitGroup
 	wg.Go(func() { w.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitFor(t, 5*time.Second, "the initial OnChange", func() bool { return n.Load() == 1 })
+	n.Store(0)
 	return &n
 }
 

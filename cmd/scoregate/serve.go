@@ -12,9 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,6 +32,10 @@ type serveConfig struct {
 	backend                                      string
 	certFile, keyFile, cname, caFile             string
 	allowMissingSNI                              bool
+	authKeyFile                                  string
+	authExemptHealth                             bool
+	reloadSettle, watchPoll                      time.Duration
+	watch                                        bool
 
 	upstreamTimeout, dialTimeout         time.Duration
 	readHeaderTimeout, idleTimeout       time.Duration
@@ -56,6 +62,11 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.cname, "ssl-cname", "", "the `name` clients use; the certificate must cover it, and TLS SNI and HTTP Host must match it (Azure ML: ssl_cname)")
 	fs.StringVar(&c.caFile, "ca-file", "", "extra trusted root certificates, PEM `file`, used to check that the chain is complete")
 	fs.BoolVar(&c.allowMissingSNI, "allow-missing-sni", false, "accept TLS clients that send no server name (SNI)")
+	fs.StringVar(&c.authKeyFile, "auth-key-file", "", "`file` with one or two bearer keys (primary, secondary), one per line; requests must send Authorization: Bearer <key>. Reloaded on change")
+	fs.BoolVar(&c.authExemptHealth, "auth-exempt-health", false, "let GET / (the health probe) through without a key when --auth-key-file is set")
+	fs.BoolVar(&c.watch, "watch", true, "reload the certificate, key and auth key files when they change on disk (SIGHUP always reloads)")
+	fs.DurationVar(&c.reloadSettle, "reload-settle", 5*time.Second, "how long a changed certificate, key or auth key file may stay invalid (say, the key written after the certificate) before the reload counts as failed")
+	fs.DurationVar(&c.watchPoll, "watch-poll", 10*time.Second, "how often the watched files are also compared by content, in case a change event was lost")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9090", "`address` for /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.httpListen, "http-listen", "", "optional plain-HTTP `address` that redirects (308) to https://<cname>")
 	fs.StringVar(&c.httpsPort, "https-port", "", "`port` that --http-listen redirects to (default: the port of --listen; set 443 behind a port-mapping load balancer)")
@@ -140,7 +151,7 @@ func (c *serveConfig) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}} {
+	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}} {
 		if d.v <= 0 {
 			return usagef("--%s %s: want a positive duration such as 30s", d.name, d.v)
 		}
@@ -191,6 +202,7 @@ type server struct {
 
 	backend    *url.URL
 	src        *certs.Source
+	authKeys   *certs.AuthKeys // nil without --auth-key-file
 	proxy      *proxy.Proxy
 	tlsLn      net.Listener
 	listeners  []listener // TLS first; shut down in this order
@@ -233,7 +245,7 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	var roots *x509.CertPool
 	if s.cfg.caFile != "" {
 		if roots, err = certs.LoadRoots(s.cfg.caFile); err != nil {
-			return nil, usagef("--ca-file: %w", err)
+			return nil, usageError{flagError(err)}
 		}
 	}
 	if cfg.dev {
@@ -264,14 +276,26 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	for _, w := range pair.Warnings {
 		s.log.Warn().Str("file", s.cfg.certFile).Msg(w)
 	}
+	var auth *proxy.KeySet
+	if s.cfg.authKeyFile != "" {
+		auth = proxy.NewKeySet(nil)
+		if s.authKeys, err = certs.NewAuthKeys(s.cfg.authKeyFile, auth.Store, s.log); err != nil {
+			return nil, usageError{flagError(err)}
+		}
+	}
+	for _, f := range certs.SubPathMountsOfProcess(s.cfg.certFile, s.cfg.keyFile, s.cfg.authKeyFile) {
+		s.log.Warn().Str("file", f).Msg("this file is mounted by itself (a Kubernetes subPath mount?): updates to the Secret will never reach it; mount the volume's directory instead")
+	}
 
 	s.proxy, err = proxy.New(proxy.Config{
-		CName:           s.cfg.cname,
-		Backend:         backend,
-		UpstreamTimeout: s.cfg.upstreamTimeout,
-		DialTimeout:     s.cfg.dialTimeout,
-		MaxBodyBytes:    int64(s.cfg.maxBodyBytes),
-		MaxIdleConns:    s.cfg.maxIdleConns,
+		CName:            s.cfg.cname,
+		Backend:          backend,
+		UpstreamTimeout:  s.cfg.upstreamTimeout,
+		DialTimeout:      s.cfg.dialTimeout,
+		MaxBodyBytes:     int64(s.cfg.maxBodyBytes),
+		MaxIdleConns:     s.cfg.maxIdleConns,
+		Auth:             auth,
+		AuthExemptHealth: s.cfg.authExemptHealth,
 	}, s.log)
 	if err != nil {
 		return nil, usageError{err}
@@ -327,15 +351,20 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	return s, nil
 }
 
-// flagError names the flag in a certificate or key file error.
+// flagError names the flag in an error about one of the files.
 func flagError(err error) error {
 	var fe *certs.FileError
 	if !errors.As(err, &fe) {
 		return err
 	}
-	name := flagCert
-	if fe.Role == certs.KeyFileRole {
-		name = flagKey
+	name, ok := map[certs.Role]string{
+		certs.CertFileRole:    flagCert,
+		certs.KeyFileRole:     flagKey,
+		certs.CAFileRole:      "ca-file",
+		certs.AuthKeyFileRole: "auth-key-file",
+	}[fe.Role]
+	if !ok {
+		return err
 	}
 	return fmt.Errorf("--%s %q: %w", name, fe.Path, fe.Err)
 }
@@ -394,9 +423,9 @@ func (s *server) run(ctx context.Context) error {
 			}
 		})
 	}
-	refusalsCtx, stopRefusals := context.WithCancel(ctx)
-	defer stopRefusals()
-	wg.Go(func() { s.logRefusals(refusalsCtx, time.Minute) })
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	s.startBackground(bgCtx, &wg)
 	ev.Msg("scoregate serving")
 	if s.cfg.dev {
 		s.log.Warn().Msg("DEVELOPMENT MODE: the certificate is signed by a local, self-made CA; never use --dev in production")
@@ -419,7 +448,7 @@ func (s *server) run(ctx context.Context) error {
 			l.srv.Close()
 		}
 	}
-	stopRefusals()
+	stopBackground()
 	wg.Wait()
 	if runErr != nil {
 		return runErr
@@ -429,6 +458,37 @@ func (s *server) run(ctx context.Context) error {
 	}
 	s.log.Info().Msg("stopped")
 	return nil
+}
+
+// startBackground starts the file watchers, the SIGHUP handler and the
+// refusal summary; they stop when ctx is done and join wg.
+func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
+	if s.cfg.watch {
+		wcfg := certs.WatchConfig{Settle: s.cfg.reloadSettle, Poll: s.cfg.watchPoll}
+		wg.Go(func() { s.src.Watch(ctx, wcfg) })
+		if s.authKeys != nil {
+			wg.Go(func() { s.authKeys.Watch(ctx, wcfg) })
+		}
+	}
+	wg.Go(func() { s.logRefusals(ctx, time.Minute) })
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	wg.Go(func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			s.log.Info().Msg("SIGHUP: reloading the certificate and keys")
+			s.src.Reload()
+			if s.authKeys != nil {
+				s.authKeys.Reload()
+			}
+		}
+	})
 }
 
 // logRefusals logs refused handshakes as one summary line per interval,
