@@ -272,19 +272,12 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	if err != nil {
 		return nil, usageError{flagError(err)}
 	}
-	pair := s.src.Current()
-	for _, w := range pair.Warnings {
-		s.log.Warn().Str("file", s.cfg.certFile).Msg(w)
-	}
 	var auth *proxy.KeySet
 	if s.cfg.authKeyFile != "" {
 		auth = proxy.NewKeySet(nil)
 		if s.authKeys, err = certs.NewAuthKeys(s.cfg.authKeyFile, auth.Store, s.log); err != nil {
 			return nil, usageError{flagError(err)}
 		}
-	}
-	for _, f := range certs.SubPathMountsOfProcess(s.cfg.certFile, s.cfg.keyFile, s.cfg.authKeyFile) {
-		s.log.Warn().Str("file", f).Msg("this file is mounted by itself (a Kubernetes subPath mount?): updates to the Secret will never reach it; mount the volume's directory instead")
 	}
 
 	s.proxy, err = proxy.New(proxy.Config{
@@ -427,6 +420,7 @@ func (s *server) run(ctx context.Context) error {
 	defer stopBackground()
 	s.startBackground(bgCtx, &wg)
 	ev.Msg("scoregate serving")
+	s.logStartupWarnings()
 	if s.cfg.dev {
 		s.log.Warn().Msg("DEVELOPMENT MODE: the certificate is signed by a local, self-made CA; never use --dev in production")
 		s.printDevHelp()
@@ -458,6 +452,18 @@ func (s *server) run(ctx context.Context) error {
 	}
 	s.log.Info().Msg("stopped")
 	return nil
+}
+
+// logStartupWarnings logs what does not stop scoregate but needs the
+// operator's attention. It runs once startup has succeeded, so that a
+// startup failure stays one line on stderr.
+func (s *server) logStartupWarnings() {
+	for _, w := range s.src.Current().Warnings {
+		s.log.Warn().Str("file", s.cfg.certFile).Msg(w)
+	}
+	for _, f := range certs.SubPathMountsOfProcess(s.cfg.certFile, s.cfg.keyFile, s.cfg.authKeyFile) {
+		s.log.Warn().Str("file", f).Msg("this file is mounted by itself (a Kubernetes subPath mount?): updates to the Secret will never reach it; mount the volume's directory instead")
+	}
 }
 
 // startBackground starts the file watchers, the SIGHUP handler and the
