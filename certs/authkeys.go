@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // Auth-key file limits.
@@ -66,9 +68,10 @@ func ParseAuthKeys(b []byte) ([]string, error) {
 // file, hands each valid set of keys to its apply function, and reloads on
 // change. Its methods are safe for concurrent use.
 type AuthKeys struct {
-	path  string
-	apply func([]string)
-	log   zerolog.Logger
+	path    string
+	apply   func([]string)
+	log     zerolog.Logger
+	metrics *metrics.Metrics
 
 	mu      sync.Mutex // serialises loads, so an older set never replaces a newer one
 	current []string   // the keys applied last
@@ -79,13 +82,14 @@ type AuthKeys struct {
 // NewAuthKeys loads path once and calls apply with its keys; an error is
 // LoadAuthKeys's. apply is called again with every new valid set of keys,
 // never concurrently; the proxy's KeySet.Store fits.
-func NewAuthKeys(path string, apply func([]string), log zerolog.Logger) (*AuthKeys, error) {
+// Reloads are recorded in m, which may be nil.
+func NewAuthKeys(path string, apply func([]string), log zerolog.Logger, m *metrics.Metrics) (*AuthKeys, error) {
 	keys, err := LoadAuthKeys(path)
 	if err != nil {
 		return nil, err
 	}
 	apply(keys)
-	return &AuthKeys{path: path, apply: apply, current: keys, log: log.With().Str("auth_key_file", path).Logger()}, nil
+	return &AuthKeys{path: path, apply: apply, current: keys, metrics: m, log: log.With().Str("auth_key_file", path).Logger()}, nil
 }
 
 // Reload reads the file again. Changed valid keys are applied (and logged
@@ -100,6 +104,7 @@ func (a *AuthKeys) Reload() error {
 func (a *AuthKeys) publish(keys []string, err error) error {
 	if err != nil {
 		a.reloadErrors.Add(1)
+		a.metrics.AuthKeyReload(false)
 		a.log.Warn().Err(err).Msg("auth key reload failed; the previous keys stay in force")
 		return err
 	}
@@ -109,6 +114,7 @@ func (a *AuthKeys) publish(keys []string, err error) error {
 	a.apply(keys)
 	a.current = keys
 	a.reloadsOK.Add(1)
+	a.metrics.AuthKeyReload(true)
 	a.log.Info().Int("keys", len(keys)).Msg("auth keys reloaded")
 	return nil
 }

@@ -77,7 +77,7 @@ func TestAuthKeysWatch(t *testing.T) {
 	path := filepath.Join(dir, "keys")
 	writeFile(t, path, []byte(keyA+"\n"+keyB+"\n"))
 	var h keysHolder
-	a, err := certs.NewAuthKeys(path, h.store, zerolog.New(t.Output()))
+	a, err := certs.NewAuthKeys(path, h.store, zerolog.New(t.Output()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

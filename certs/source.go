@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // Log field keys.
@@ -31,6 +33,7 @@ type SourceConfig struct {
 	// refused with an unrecognized_name alert.
 	AllowMissingSNI bool
 	Now             func() time.Time // for validity checks and the expiry warning; if nil, time.Now
+	Metrics         *metrics.Metrics // handshakes, refusals, reloads and expiry are recorded here; may be nil
 }
 
 // Source serves the current certificate pair to crypto/tls and applies the
@@ -51,6 +54,14 @@ type Source struct {
 
 	refusedName, refusedMissing atomic.Uint64
 	reloadsOK, reloadErrors     atomic.Uint64
+	lastReload                  atomic.Pointer[ReloadStatus]
+	metrics                     *metrics.Metrics
+}
+
+// ReloadStatus is the outcome of the last load of a Source's files.
+type ReloadStatus struct {
+	At  time.Time
+	Err error // nil: the files were valid (and published if they changed)
 }
 
 // NewSource loads and validates the pair once. Its error is LoadPair's
@@ -71,12 +82,15 @@ func NewSource(cfg SourceConfig, log zerolog.Logger) (*Source, error) {
 		opts:     LoadOptions{CName: cfg.CName, Roots: cfg.Roots, Now: cfg.Now},
 		policy:   SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI},
 		log:      log.With().Str(keyCertFile, cfg.CertFile).Str(keyKeyFile, cfg.KeyFile).Logger(),
+		metrics:  cfg.Metrics,
 	}
 	p, err := LoadPair(cfg.CertFile, cfg.KeyFile, s.opts)
 	if err != nil {
 		return nil, err
 	}
 	s.cur.Store(p)
+	s.lastReload.Store(&ReloadStatus{At: s.now()})
+	s.metrics.CertLoaded(sourceFile, p.Leaf.NotAfter, false)
 	return s, nil
 }
 
@@ -103,10 +117,13 @@ func (s *Source) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 // resumed session whose server name the SNI policy refuses: a session
 // ticket issued for the cname must not open a connection for another
 // name. Full handshakes were already checked by GetCertificate.
+//
+// It also records every completed handshake in the metrics.
 func (s *Source) VerifyConnection(cs tls.ConnectionState) error {
 	if cs.DidResume && s.refused(cs.ServerName) {
 		return ErrUnrecognizedName
 	}
+	s.metrics.HandshakeOK(metrics.TLSVersion(cs.Version), cs.DidResume)
 	return nil
 }
 
@@ -118,8 +135,10 @@ func (s *Source) refused(serverName string) bool {
 		return false
 	case errors.Is(err, ErrMissingSNI):
 		s.refusedMissing.Add(1)
+		s.metrics.HandshakeError(metrics.HandshakeMissingSNI)
 	default:
 		s.refusedName.Add(1)
+		s.metrics.HandshakeError(metrics.HandshakeUnrecognizedName)
 	}
 	return true
 }
@@ -137,8 +156,10 @@ func (s *Source) Reload() error {
 
 // publish stores p, or logs and counts err; s.reloadMu must be held.
 func (s *Source) publish(p *Pair, err error) error {
+	s.lastReload.Store(&ReloadStatus{At: s.now(), Err: err})
 	if err != nil {
 		s.reloadErrors.Add(1)
+		s.metrics.CertReloadFailed()
 		s.log.Warn().Err(err).Msg("certificate reload failed; still serving the previous certificate")
 		return err
 	}
@@ -147,6 +168,7 @@ func (s *Source) publish(p *Pair, err error) error {
 	}
 	s.cur.Store(p)
 	s.reloadsOK.Add(1)
+	s.metrics.CertLoaded(sourceFile, p.Leaf.NotAfter, true)
 	s.log.Info().
 		Str(keySerial, p.Leaf.SerialNumber.Text(16)).
 		Time(keyNotAfter, p.Leaf.NotAfter).
@@ -164,6 +186,13 @@ func (s *Source) now() time.Time {
 	}
 	return time.Now()
 }
+
+// LastReload returns the outcome of the last load of the files: at
+// NewSource, by Reload or by Watch.
+func (s *Source) LastReload() ReloadStatus { return *s.lastReload.Load() }
+
+// sourceFile is the metrics' source label of certificates from files.
+const sourceFile = "file"
 
 // Current returns the pair being served. It is never nil and must not be
 // modified.

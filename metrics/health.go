@@ -5,13 +5,33 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Readiness is the /readyz answer.
 type Readiness struct {
-	Ready       bool      `json:"ready"`
-	Reason      string    `json:"reason,omitempty"` // why not ready; empty when ready
-	Certificate *CertInfo `json:"certificate,omitempty"`
+	Ready       bool         `json:"ready"`
+	Reason      string       `json:"reason,omitempty"` // why not ready; empty when ready
+	Certificate *CertInfo    `json:"certificate,omitempty"`
+	LastReload  *ReloadInfo  `json:"last_reload,omitempty"`
+	Backend     *BackendInfo `json:"backend,omitempty"`
+}
+
+// ReloadInfo is the outcome of the last certificate load.
+type ReloadInfo struct {
+	Result string    `json:"result"` // "ok" or "error"
+	At     time.Time `json:"at"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// BackendInfo is the outcome of the last backend health check (GET /).
+type BackendInfo struct {
+	URL       string    `json:"url"`
+	Ready     bool      `json:"ready"`
+	Status    int       `json:"status,omitempty"` // the backend's HTTP status, if it answered
+	Error     string    `json:"error,omitempty"`
+	CheckedAt time.Time `json:"checked_at,omitzero"`
 }
 
 // CertInfo describes the certificate being served.
@@ -22,17 +42,23 @@ type CertInfo struct {
 	Source   string    `json:"source"` // "file" or "acme"
 }
 
-// HealthConfig configures the health endpoints.
+// HealthConfig configures the operational endpoints.
 type HealthConfig struct {
 	// Ready reports readiness for /readyz. It is called once per request
 	// with the request's context. If nil, /readyz always answers ready.
 	Ready func(context.Context) Readiness
+	// Gatherer is served on /metrics. If nil, there is no /metrics.
+	Gatherer prometheus.Gatherer
 }
 
-// NewMux returns a mux that serves /healthz (200 while the process runs)
-// and /readyz (200 with a JSON Readiness when ready, 503 otherwise).
+// NewMux returns a mux that serves /healthz (200 while the process runs),
+// /readyz (200 with a JSON Readiness when ready, 503 otherwise) and
+// /metrics.
 func NewMux(cfg HealthConfig) *http.ServeMux {
 	mux := http.NewServeMux()
+	if cfg.Gatherer != nil {
+		mux.Handle("GET /metrics", Handler(cfg.Gatherer))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

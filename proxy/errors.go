@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"unicode/utf8"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // ErrMalformedHost is wrapped by the error [CheckHost] returns with status
@@ -56,20 +60,27 @@ const (
 //   - context.DeadlineExceeded or any net.Error timeout, such as the
 //     transport's ResponseHeaderTimeout: 504 naming UpstreamTimeout;
 //   - anything else, including a refused connection: 502.
-func (p *Proxy) errorStatus(r *http.Request, err error) (int, string) {
+//
+// reason is the scoregate_upstream_errors_total label, or "" when the
+// backend is not to blame (413, 499).
+func (p *Proxy) errorStatus(r *http.Request, err error) (status int, msg, reason string) {
 	var tooLarge *http.MaxBytesError
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, p.msgTooLarge
+		return http.StatusRequestEntityTooLarge, p.msgTooLarge, ""
 	case errors.Is(err, context.Canceled) || errors.Is(r.Context().Err(), context.Canceled):
-		return StatusClientClosedRequest, msgClientClosed
+		return StatusClientClosedRequest, msgClientClosed, ""
 	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():
-		return http.StatusGatewayTimeout, p.msgDialTimeout
+		return http.StatusGatewayTimeout, p.msgDialTimeout, metrics.UpstreamDialTimeout
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return http.StatusGatewayTimeout, p.msgUpstreamTimeout
+		return http.StatusGatewayTimeout, p.msgUpstreamTimeout, metrics.UpstreamTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamRefused
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamReset
 	default:
-		return http.StatusBadGateway, msgBadGateway
+		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamOther
 	}
 }
 

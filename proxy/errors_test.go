@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // timeoutErr is a net.Error that timed out, as a dial or read deadline
@@ -36,28 +38,29 @@ func TestErrorStatus(t *testing.T) {
 		ctx        context.Context
 		wantStatus int
 		wantMsg    string
+		wantReason string
 	}{
-		{"body over the limit", &http.MaxBytesError{Limit: 10}, nil, 413, "request body larger than 10 bytes (--max-body-bytes)"},
-		{"body over the limit, wrapped", fmt.Errorf("write: %w", &http.MaxBytesError{Limit: 10}), nil, 413, "request body larger than 10 bytes (--max-body-bytes)"},
-		{"client canceled", context.Canceled, nil, 499, msgClientClosed},
-		{"client canceled, wrapped", fmt.Errorf("net/http: %w", context.Canceled), nil, 499, msgClientClosed},
-		{"any error once the client left", io.ErrUnexpectedEOF, canceled, 499, msgClientClosed},
-		{"response header timeout", timeoutErr{}, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)"},
-		{"deadline exceeded", context.DeadlineExceeded, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)"},
-		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, nil, 504, "backend connection not established within 1s (--dial-timeout)"},
-		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, nil, 502, msgBadGateway},
-		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, nil, 502, msgBadGateway},
-		{"unexpected EOF", io.ErrUnexpectedEOF, nil, 502, msgBadGateway},
-		{"anything else", errors.New("boom"), nil, 502, msgBadGateway},
+		{"body over the limit", &http.MaxBytesError{Limit: 10}, nil, 413, "request body larger than 10 bytes (--max-body-bytes)", ""},
+		{"body over the limit, wrapped", fmt.Errorf("write: %w", &http.MaxBytesError{Limit: 10}), nil, 413, "request body larger than 10 bytes (--max-body-bytes)", ""},
+		{"client canceled", context.Canceled, nil, 499, msgClientClosed, ""},
+		{"client canceled, wrapped", fmt.Errorf("net/http: %w", context.Canceled), nil, 499, msgClientClosed, ""},
+		{"any error once the client left", io.ErrUnexpectedEOF, canceled, 499, msgClientClosed, ""},
+		{"response header timeout", timeoutErr{}, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)", metrics.UpstreamTimeout},
+		{"deadline exceeded", context.DeadlineExceeded, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)", metrics.UpstreamTimeout},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, nil, 504, "backend connection not established within 1s (--dial-timeout)", metrics.UpstreamDialTimeout},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, nil, 502, msgBadGateway, metrics.UpstreamRefused},
+		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, nil, 502, msgBadGateway, metrics.UpstreamReset},
+		{"unexpected EOF", io.ErrUnexpectedEOF, nil, 502, msgBadGateway, metrics.UpstreamReset},
+		{"anything else", errors.New("boom"), nil, 502, msgBadGateway, metrics.UpstreamOther},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/score", nil)
 			if tt.ctx != nil {
 				r = r.WithContext(tt.ctx)
 			}
-			status, msg := p.errorStatus(r, tt.err)
-			if status != tt.wantStatus || msg != tt.wantMsg {
-				t.Errorf("errorStatus(%v) = %d, %q; want %d, %q", tt.err, status, msg, tt.wantStatus, tt.wantMsg)
+			status, msg, reason := p.errorStatus(r, tt.err)
+			if status != tt.wantStatus || msg != tt.wantMsg || reason != tt.wantReason {
+				t.Errorf("errorStatus(%v) = %d, %q, %q; want %d, %q, %q", tt.err, status, msg, reason, tt.wantStatus, tt.wantMsg, tt.wantReason)
 			}
 		})
 	}

@@ -22,7 +22,7 @@ func ExampleNew() {
 	defer backend.Close()
 	u, _ := url.Parse(backend.URL)
 
-	p, err := proxy.New(proxy.Config{CName: "api.example.com", Backend: u}, zerolog.Nop())
+	p, err := proxy.New(proxy.Config{CName: "api.example.com", Backend: u}, zerolog.Nop(), nil)
 	if err != nil {
 		fmt.Println(err)
 		return

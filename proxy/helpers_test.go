@@ -104,7 +104,7 @@ func newTestProxy(t testing.TB, backend string, cfg Config, log zerolog.Logger) 
 		cfg.CName = testCName
 	}
 	cfg.Backend = u
-	p, err := New(cfg, log)
+	p, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

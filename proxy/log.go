@@ -2,13 +2,14 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // Access log and error log field keys. The access log never carries the
@@ -82,7 +83,7 @@ func (b *countingBody) Close() error { return b.rc.Close() }
 // logAccess writes the access log line of one request. It runs deferred,
 // so it also logs a request whose response was aborted mid-stream
 // (ReverseProxy panics with http.ErrAbortHandler, which net/http recovers).
-func (p *Proxy) logAccess(st *reqState, r *http.Request) {
+func (p *Proxy) logAccess(st *reqState, r *http.Request, total time.Duration) {
 	e := p.log.Info()
 	if e == nil {
 		return
@@ -92,34 +93,19 @@ func (p *Proxy) logAccess(st *reqState, r *http.Request) {
 		Int(keyStatus, st.rec.status).
 		Int64(keyBytesIn, st.body.n.Load()).
 		Int64(keyBytesOut, st.rec.bytes).
-		Dur(keyDuration, time.Since(st.start))
+		Dur(keyDuration, total)
 	if st.upstream > 0 {
 		e.Dur(keyUpstreamDuration, st.upstream)
 	}
 	e.Str(keyRequestID, st.ids.id)
 	if r.TLS != nil {
-		e.Str(keyTLSVersion, tlsVersion(r.TLS.Version)).Bool(keyTLSResumed, r.TLS.DidResume)
+		e.Str(keyTLSVersion, metrics.TLSVersion(r.TLS.Version)).Bool(keyTLSResumed, r.TLS.DidResume)
 	}
 	e.Str(keyClient, r.RemoteAddr).Str(keyProto, r.Proto)
 	if !st.done {
 		e.Bool(keyAborted, true)
 	}
 	e.Msg(msgAccess)
-}
-
-// tlsVersion names a TLS version as the access log shows it.
-func tlsVersion(v uint16) string {
-	switch v {
-	case tls.VersionTLS13:
-		return "1.3"
-	case tls.VersionTLS12:
-		return "1.2"
-	case tls.VersionTLS11:
-		return "1.1"
-	case tls.VersionTLS10:
-		return "1.0"
-	}
-	return "unknown"
 }
 
 // stdLogWriter turns the few lines ReverseProxy logs through its ErrorLog

@@ -42,7 +42,7 @@ func TestNewValidates(t *testing.T) {
 		{"negative body limit is no limit", Config{CName: "api.example.com", Backend: ok, MaxBodyBytes: -1}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := New(tt.cfg, zerolog.Nop())
+			p, err := New(tt.cfg, zerolog.Nop(), nil)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("New: %v, want success", err)
@@ -87,7 +87,7 @@ func TestNewDefaults(t *testing.T) {
 // nothing.
 func TestNewCopiesBackend(t *testing.T) {
 	u, _ := url.Parse("http://127.0.0.1:5001")
-	p, err := New(Config{CName: testCName, Backend: u}, zerolog.Nop())
+	p, err := New(Config{CName: testCName, Backend: u}, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

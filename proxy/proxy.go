@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // Defaults for the zero values of Config.
@@ -99,14 +102,17 @@ type Proxy struct {
 	msgUpstreamTimeout string
 	msgDialTimeout     string
 
+	backend   *url.URL
 	log       zerolog.Logger
+	metrics   *metrics.Metrics
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 }
 
 // New validates cfg, fills in its defaults and returns a Proxy that logs to
-// log. An error names the Config field at fault.
-func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
+// log and records into m (which may be nil). An error names the Config
+// field at fault.
+func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	if cfg.CName == "" {
 		return nil, errors.New("proxy: CName is required")
 	}
@@ -172,9 +178,11 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v (--upstream-timeout)", cfg.UpstreamTimeout),
 		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v (--dial-timeout)", cfg.DialTimeout),
 		log:                log,
+		metrics:            m,
 		transport:          tr,
 	}
 	backend := *cfg.Backend // the caller keeps its URL
+	p.backend = &backend
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// SetURL leaves Out.Host empty, so the backend sees its own
@@ -216,6 +224,28 @@ func checkBackend(u *url.URL) error {
 	return nil
 }
 
+// ProbeBackend asks the backend GET / (where the Azure ML inference server
+// answers "Healthy" once the model's init() is done) over the proxy's own
+// connection pool. It returns the status, and an error unless it is 2xx.
+func (p *Proxy) ProbeBackend(ctx context.Context) (int, error) {
+	u := *p.backend
+	u.Path, u.RawQuery = "/", ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := p.transport.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("GET / answered %s", resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
 // Close closes the idle backend connections. Requests in flight are not
 // affected; the Proxy stays usable and opens new connections as needed.
 func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
@@ -249,9 +279,23 @@ func stateOf(r *http.Request) *reqState {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{start: time.Now()}
 	st.rec.ResponseWriter = w
-	defer p.logAccess(st, r)
+	p.metrics.InFlight(1)
+	defer p.finish(st, r)
 	p.serve(st, w, r)
 	st.done = true
+}
+
+// finish records the request's metrics and writes its access log line. It
+// runs deferred, so it also sees a response aborted mid-stream.
+func (p *Proxy) finish(st *reqState, r *http.Request) {
+	total := time.Since(st.start)
+	upstream := time.Duration(-1) // not forwarded
+	if !st.upstreamStart.IsZero() {
+		upstream = st.upstream
+	}
+	p.metrics.InFlight(-1)
+	p.metrics.Request(st.rec.status, r.Method, total, upstream)
+	p.logAccess(st, r, total)
 }
 
 func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
@@ -266,6 +310,7 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.auth != nil && !p.authorized(r) {
+		p.metrics.AuthFailure()
 		st.rec.Header().Set("WWW-Authenticate", `Bearer realm="scoregate"`)
 		p.fail(st, http.StatusUnauthorized, msgUnauthorized)
 		return
@@ -325,7 +370,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r)
 	st.upstream = time.Since(st.upstreamStart)
-	status, msg := p.errorStatus(r, err)
+	status, msg, reason := p.errorStatus(r, err)
+	if reason != "" {
+		p.metrics.UpstreamError(reason)
+	}
 	switch status {
 	case StatusClientClosedRequest:
 		// Not a backend failure: the client left.

@@ -2,22 +2,18 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
 
 // TestDeployManifestsUseRealFlags checks that every scoregate flag and
-// SCOREGATE_* variable in deploy/*.yaml exists, so the manifests cannot
+// SCOREGATE_* variable in the deploy/ manifests exists, so the manifests cannot
 // drift from the command. (It lives here because the flags do.)
 func TestDeployManifestsUseRealFlags(t *testing.T) {
 	var c serveConfig
 	fs := serveFlags(&c)
-	files, err := filepath.Glob("../../deploy/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in deploy/: %v", err)
-	}
+	files := []string{"../../deploy/aci.yaml", "../../deploy/aks-daemonset.yaml"}
 	flagRE := regexp.MustCompile(`(?m)^\s*- --([a-z0-9-]+)`)
 	envRE := regexp.MustCompile(`SCOREGATE_[A-Z0-9_]+`)
 	for _, f := range files {

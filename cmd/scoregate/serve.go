@@ -16,9 +16,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
@@ -34,7 +36,7 @@ type serveConfig struct {
 	allowMissingSNI                              bool
 	authKeyFile                                  string
 	authExemptHealth                             bool
-	reloadSettle, watchPoll                      time.Duration
+	reloadSettle, watchPoll, backendProbe        time.Duration
 	watch                                        bool
 
 	upstreamTimeout, dialTimeout         time.Duration
@@ -74,6 +76,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "how long connecting to the backend may take (502 after)")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take for the TLS handshake and the request headers")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive client connection stays open")
+	fs.DurationVar(&c.backendProbe, "backend-probe-interval", 5*time.Second, "how often the backend's health (GET /) is checked for /readyz")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	c.maxBodyBytes = 100 << 20
 	fs.Var(&c.maxBodyBytes, "max-body-bytes", "request body `limit` (413 above it)")
@@ -151,7 +154,7 @@ func (c *serveConfig) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}} {
+	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}, {"backend-probe-interval", c.backendProbe}} {
 		if d.v <= 0 {
 			return usagef("--%s %s: want a positive duration such as 30s", d.name, d.v)
 		}
@@ -201,6 +204,8 @@ type server struct {
 	stdout io.Writer
 
 	backend    *url.URL
+	reg        *prometheus.Registry
+	metrics    *metrics.Metrics
 	src        *certs.Source
 	authKeys   *certs.AuthKeys // nil without --auth-key-file
 	proxy      *proxy.Proxy
@@ -208,6 +213,8 @@ type server struct {
 	listeners  []listener // TLS first; shut down in this order
 	devBackend *listener  // the demo backend of --dev without --backend
 	devCAFile  string     // the CA of --dev's certificate
+
+	backendState atomic.Pointer[metrics.BackendInfo] // the last health check; nil before the first
 }
 
 // listener is one server of the process and the listener it serves.
@@ -230,7 +237,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) (string, b
 }
 
 func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error) {
-	s := &server{cfg: cfg, log: newLogger(cfg, stderr), stdout: stdout}
+	s := &server{cfg: cfg, log: newLogger(cfg, stderr), stdout: stdout, reg: prometheus.NewRegistry()}
+	s.metrics = metrics.New(s.reg)
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -268,6 +276,7 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 		CName:           s.cfg.cname,
 		Roots:           roots,
 		AllowMissingSNI: s.cfg.allowMissingSNI,
+		Metrics:         s.metrics,
 	}, s.log)
 	if err != nil {
 		return nil, usageError{flagError(err)}
@@ -275,7 +284,7 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	var auth *proxy.KeySet
 	if s.cfg.authKeyFile != "" {
 		auth = proxy.NewKeySet(nil)
-		if s.authKeys, err = certs.NewAuthKeys(s.cfg.authKeyFile, auth.Store, s.log); err != nil {
+		if s.authKeys, err = certs.NewAuthKeys(s.cfg.authKeyFile, auth.Store, s.log, s.metrics); err != nil {
 			return nil, usageError{flagError(err)}
 		}
 	}
@@ -289,7 +298,7 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 		MaxIdleConns:     s.cfg.maxIdleConns,
 		Auth:             auth,
 		AuthExemptHealth: s.cfg.authExemptHealth,
-	}, s.log)
+	}, s.log, s.metrics)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -301,7 +310,8 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 		IdleTimeout:       s.cfg.idleTimeout,
 		MaxHeaderBytes:    int(s.cfg.maxHeaderBytes),
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: s.cfg.h2MaxConcurrentStreams},
-		ErrorLog:          newServerErrorLog(s.log),
+		ErrorLog:          log.New(tlsErrorLog{s.log, s.metrics}, "", 0),
+		ConnState:         s.metrics.ConnState,
 	}
 	tlsSrv.Protocols = new(http.Protocols)
 	tlsSrv.Protocols.SetHTTP1(true)
@@ -329,7 +339,7 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	}
 	if s.cfg.metricsListen != "" {
 		ms := &http.Server{
-			Handler:           metrics.NewMux(metrics.HealthConfig{Ready: s.readiness}),
+			Handler:           metrics.NewMux(metrics.HealthConfig{Ready: s.readiness, Gatherer: s.reg}),
 			ReadHeaderTimeout: s.cfg.readHeaderTimeout,
 			ErrorLog:          newServerErrorLog(s.log),
 		}
@@ -382,17 +392,69 @@ func (s *server) closeListeners() {
 
 func (s *server) tlsAddr() string { return s.tlsLn.Addr().String() }
 
+// readiness answers /readyz: ready when a valid certificate is loaded and
+// the backend answered its last health check.
 func (s *server) readiness(context.Context) metrics.Readiness {
-	p := s.src.Current()
-	if p == nil {
-		return metrics.Readiness{Reason: "no certificate loaded"}
+	var rd metrics.Readiness
+	if p := s.src.Current(); p != nil {
+		rd.Certificate = &metrics.CertInfo{
+			Subject:  p.Leaf.Subject.String(),
+			DNSNames: p.Leaf.DNSNames,
+			NotAfter: p.Leaf.NotAfter,
+			Source:   "file",
+		}
 	}
-	return metrics.Readiness{Ready: true, Certificate: &metrics.CertInfo{
-		Subject:  p.Leaf.Subject.String(),
-		DNSNames: p.Leaf.DNSNames,
-		NotAfter: p.Leaf.NotAfter,
-		Source:   "file",
-	}}
+	last := s.src.LastReload()
+	rd.LastReload = &metrics.ReloadInfo{Result: metrics.ResultOK, At: last.At}
+	if last.Err != nil {
+		rd.LastReload.Result, rd.LastReload.Error = metrics.ResultError, last.Err.Error()
+	}
+	rd.Backend = s.backendState.Load()
+	switch {
+	case rd.Certificate == nil:
+		rd.Reason = "no certificate loaded"
+	case rd.Backend == nil:
+		rd.Reason = "backend not checked yet"
+		rd.Backend = &metrics.BackendInfo{URL: s.backend.String()}
+	case !rd.Backend.Ready:
+		rd.Reason = "backend not ready: " + rd.Backend.Error
+	default:
+		rd.Ready = true
+	}
+	return rd
+}
+
+// probeBackend checks the backend's health every interval (and at once)
+// until ctx is done, for /readyz and scoregate_backend_ready.
+func (s *server) probeBackend(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, min(every, 5*time.Second))
+		status, err := s.proxy.ProbeBackend(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		st := &metrics.BackendInfo{URL: s.backend.String(), Ready: err == nil, Status: status, CheckedAt: time.Now()}
+		if err != nil {
+			st.Error = err.Error()
+		}
+		if prev := s.backendState.Load(); prev == nil || prev.Ready != st.Ready {
+			ev := s.log.Info()
+			if !st.Ready {
+				ev = s.log.Warn().Str("error", st.Error)
+			}
+			ev.Bool("ready", st.Ready).Msg("backend health changed")
+		}
+		s.backendState.Store(st)
+		s.metrics.BackendReady(st.Ready)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // run serves until ctx is done, then shuts down gracefully: listeners close
@@ -477,6 +539,7 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	wg.Go(func() { s.logRefusals(ctx, time.Minute) })
+	wg.Go(func() { s.probeBackend(ctx, s.cfg.backendProbe) })
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -266,10 +266,19 @@ func TestServeReadyzAndRedirect(t *testing.T) {
 		"--ssl-cname", "api.example.com", "--ca-file", f.CAFile, "--backend", be.URL,
 		"--http-listen", "127.0.0.1:0", "--https-port", "443")
 
-	resp, err := http.Get("http://" + ts.addr("metrics-listen") + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var resp *http.Response
+	waitFor(t, 5*time.Second, "/readyz to answer 200", func() bool {
+		var err error
+		resp, err = http.Get("http://" + ts.addr("metrics-listen") + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			resp.Body.Close()
+			return false
+		}
+		return true
+	})
 	var rd struct {
 		Ready       bool
 		Certificate struct {
@@ -277,7 +286,7 @@ func TestServeReadyzAndRedirect(t *testing.T) {
 			Source   string
 		}
 	}
-	err = json.NewDecoder(resp.Body).Decode(&rd)
+	err := json.NewDecoder(resp.Body).Decode(&rd)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || !rd.Ready || rd.Certificate.Source != "file" || len(rd.Certificate.DNSNames) == 0 {
 		t.Errorf("GET /readyz = %d %+v (%v), want 200, ready, the file certificate", resp.StatusCode, rd, err)
@@ -299,6 +308,10 @@ func TestServeGracefulShutdown(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), "api.example.com")
 	entered, release := make(chan struct{}), make(chan struct{})
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/score" {
+			io.WriteString(w, "Healthy") // the health checks
+			return
+		}
 		close(entered)
 		<-release
 		io.WriteString(w, "done")

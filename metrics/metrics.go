@@ -1,0 +1,366 @@
+package metrics
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Buckets. Scoring can be slow (a large model on CPU takes seconds, and
+// Azure ML allows 60 s by default), so request histograms reach minutes;
+// the proxy's own overhead is compared with Azure ML's front end (3 ms on
+// average, 15 ms at p99), so its buckets are finer.
+var (
+	requestBuckets  = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	overheadBuckets = []float64{.0001, .00025, .0005, .001, .002, .003, .005, .01, .015, .025, .05, .1, .25, 1}
+)
+
+// Label values of the fixed sets. Labels never carry paths, hosts or
+// client addresses.
+const (
+	ResultOK    = "ok"
+	ResultError = "error"
+)
+
+// Metrics holds scoregate's collectors. Create it with New. Its methods are
+// safe for concurrent use, and a nil *Metrics records nothing, so that
+// packages can be used and tested without a registry.
+type Metrics struct {
+	requests         *prometheus.CounterVec
+	requestDuration  prometheus.Histogram
+	upstreamDuration prometheus.Histogram
+	overhead         prometheus.Histogram
+	inFlight         prometheus.Gauge
+	connsOpen        prometheus.Gauge
+	handshakes       *prometheus.CounterVec
+	handshakeErrors  *prometheus.CounterVec
+	certExpiry       *prometheus.GaugeVec
+	certReloads      *prometheus.CounterVec
+	certLastReloadOK prometheus.Gauge
+	authKeyReloads   *prometheus.CounterVec
+	upstreamErrors   *prometheus.CounterVec
+	authFailures     prometheus.Counter
+	backendReady     prometheus.Gauge
+	acmeOrders       prometheus.Counter
+	acmeRenewals     prometheus.Counter
+	acmeFailures     prometheus.Counter
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors and scoregate_build_info, on reg. It panics if reg
+// already holds any of them (a programming error, as with
+// prometheus.MustRegister); use a fresh registry per Metrics.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_requests_total",
+			Help: "HTTP requests answered on the TLS listener, by status code and method.",
+		}, []string{"code", "method"}),
+		requestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scoregate_request_duration_seconds",
+			Help:    "Time from the request's arrival to the end of the response.",
+			Buckets: requestBuckets,
+		}),
+		upstreamDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scoregate_upstream_duration_seconds",
+			Help:    "Time the backend took to send its response headers.",
+			Buckets: requestBuckets,
+		}),
+		overhead: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scoregate_proxy_overhead_seconds",
+			Help:    "Time a forwarded request spent in scoregate outside the wait for the backend's response headers.",
+			Buckets: overheadBuckets,
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoregate_requests_in_flight",
+			Help: "Requests being served.",
+		}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoregate_connections_open",
+			Help: "Client connections open on the TLS listener.",
+		}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_tls_handshakes_total",
+			Help: "TLS handshakes, by result, TLS version and whether the session was resumed.",
+		}, []string{"result", "version", "resumed"}),
+		handshakeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_tls_handshake_errors_total",
+			Help: "Failed TLS handshakes, by reason.",
+		}, []string{"reason"}),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scoregate_certificate_expiry_timestamp_seconds",
+			Help: "NotAfter of the certificate being served, as a Unix time, by source (file or acme).",
+		}, []string{"source"}),
+		certReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_certificate_reloads_total",
+			Help: "Certificate reloads: ok published a changed pair, error kept the old one.",
+		}, []string{"result"}),
+		certLastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoregate_certificate_last_reload_success_timestamp_seconds",
+			Help: "When a certificate was last loaded successfully (at startup or by a reload), as a Unix time.",
+		}),
+		authKeyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_auth_key_reloads_total",
+			Help: "Auth key file reloads: ok applied new keys, error kept the old ones.",
+		}, []string{"result"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_upstream_errors_total",
+			Help: "Requests the backend failed, by reason.",
+		}, []string{"reason"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scoregate_auth_failures_total",
+			Help: "Requests refused with 401 for a missing or wrong bearer key.",
+		}),
+		backendReady: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoregate_backend_ready",
+			Help: "1 if the backend answered its last health check (GET /) with success, else 0.",
+		}),
+		acmeOrders: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scoregate_acme_orders_total",
+			Help: "ACME certificates obtained for the first time by this instance.",
+		}),
+		acmeRenewals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scoregate_acme_renewals_total",
+			Help: "ACME certificates renewed by this instance.",
+		}),
+		acmeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scoregate_acme_failures_total",
+			Help: "Failed ACME obtain or renew attempts (retried with backoff).",
+		}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "scoregate_build_info",
+		Help: "Always 1; the labels give scoregate's version and the Go version it was built with.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(Version(), runtime.Version()).Set(1)
+
+	reg.MustRegister(
+		m.requests, m.requestDuration, m.upstreamDuration, m.overhead, m.inFlight, m.connsOpen,
+		m.handshakes, m.handshakeErrors, m.certExpiry, m.certReloads, m.certLastReloadOK,
+		m.authKeyReloads, m.upstreamErrors, m.authFailures, m.backendReady,
+		m.acmeOrders, m.acmeRenewals, m.acmeFailures, buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// Handshake errors by SNI are known up front; the others appear as
+	// they happen.
+	for _, r := range []string{HandshakeUnrecognizedName, HandshakeMissingSNI} {
+		m.handshakeErrors.WithLabelValues(r)
+	}
+	for _, r := range []string{ResultOK, ResultError} {
+		m.certReloads.WithLabelValues(r)
+	}
+	return m
+}
+
+// Version is scoregate's module version from the build info, or "(devel)".
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "" {
+		return "(devel)"
+	}
+	return bi.Main.Version
+}
+
+// Handler serves the registry's metrics in the Prometheus text format.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// methodLabel maps a request method to a small fixed set.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return method
+	}
+	return "OTHER"
+}
+
+// codeLabels are the status codes' label values, built once.
+var codeLabels = func() (s [600]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+// Request records one answered request: its status, method, total
+// duration and, when it reached the backend, the time the backend took
+// to send its headers (upstream < 0 when it did not).
+func (m *Metrics) Request(code int, method string, total, upstream time.Duration) {
+	if m == nil {
+		return
+	}
+	c := "other"
+	if code >= 100 && code < len(codeLabels) {
+		c = codeLabels[code]
+	}
+	m.requests.WithLabelValues(c, methodLabel(method)).Inc()
+	m.requestDuration.Observe(total.Seconds())
+	if upstream >= 0 {
+		m.upstreamDuration.Observe(upstream.Seconds())
+		m.overhead.Observe((total - upstream).Seconds())
+	}
+}
+
+// InFlight adds delta to the requests being served.
+func (m *Metrics) InFlight(delta float64) {
+	if m != nil {
+		m.inFlight.Add(delta)
+	}
+}
+
+// ConnState is an http.Server ConnState hook that keeps
+// scoregate_connections_open.
+func (m *Metrics) ConnState(_ net.Conn, state http.ConnState) {
+	if m == nil {
+		return
+	}
+	switch state {
+	case http.StateNew:
+		m.connsOpen.Inc()
+	case http.StateClosed, http.StateHijacked:
+		m.connsOpen.Dec()
+	}
+}
+
+// Handshake reasons for HandshakeError.
+const (
+	HandshakeUnrecognizedName = "unrecognized_name"
+	HandshakeMissingSNI       = "missing_sni"
+	HandshakeProtocolVersion  = "protocol_version"
+	HandshakeNoSharedCipher   = "no_shared_cipher"
+	HandshakeNotTLS           = "not_tls"
+	HandshakeBadRecord        = "bad_record"
+	HandshakeTimeout          = "timeout"
+	HandshakeEOF              = "eof"
+	HandshakeReset            = "reset"
+	HandshakeBadCertificate   = "bad_certificate"
+	HandshakeOther            = "other"
+)
+
+// TLSVersion names a TLS version as the metrics and the access log show
+// it: "1.3", "1.2" (the only versions scoregate accepts), else "other".
+func TLSVersion(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	}
+	return "other"
+}
+
+// HandshakeOK records a completed handshake.
+func (m *Metrics) HandshakeOK(version string, resumed bool) {
+	if m != nil {
+		m.handshakes.WithLabelValues(ResultOK, version, strconv.FormatBool(resumed)).Inc()
+	}
+}
+
+// HandshakeError records a failed handshake; reason is one of the
+// Handshake* constants.
+func (m *Metrics) HandshakeError(reason string) {
+	if m == nil {
+		return
+	}
+	m.handshakes.WithLabelValues(ResultError, "", "false").Inc()
+	m.handshakeErrors.WithLabelValues(reason).Inc()
+}
+
+// CertLoaded records a certificate published for serving from source
+// ("file" or "acme"), at startup or by a reload.
+func (m *Metrics) CertLoaded(source string, notAfter time.Time, reload bool) {
+	if m == nil {
+		return
+	}
+	m.certExpiry.WithLabelValues(source).Set(float64(notAfter.Unix()))
+	m.certLastReloadOK.SetToCurrentTime()
+	if reload {
+		m.certReloads.WithLabelValues(ResultOK).Inc()
+	}
+}
+
+// CertReloadFailed records a refused certificate reload.
+func (m *Metrics) CertReloadFailed() {
+	if m != nil {
+		m.certReloads.WithLabelValues(ResultError).Inc()
+	}
+}
+
+// AuthKeyReload records an auth key file reload's result.
+func (m *Metrics) AuthKeyReload(ok bool) {
+	if m == nil {
+		return
+	}
+	r := ResultOK
+	if !ok {
+		r = ResultError
+	}
+	m.authKeyReloads.WithLabelValues(r).Inc()
+}
+
+// Upstream error reasons for UpstreamError.
+const (
+	UpstreamRefused     = "refused"
+	UpstreamDialTimeout = "dial_timeout"
+	UpstreamTimeout     = "timeout"
+	UpstreamReset       = "reset"
+	UpstreamOther       = "other"
+)
+
+// UpstreamError records a request the backend failed; reason is one of
+// the Upstream* constants.
+func (m *Metrics) UpstreamError(reason string) {
+	if m != nil {
+		m.upstreamErrors.WithLabelValues(reason).Inc()
+	}
+}
+
+// AuthFailure records a request refused for its bearer key.
+func (m *Metrics) AuthFailure() {
+	if m != nil {
+		m.authFailures.Inc()
+	}
+}
+
+// BackendReady records the result of a backend health check.
+func (m *Metrics) BackendReady(ready bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	m.backendReady.Set(v)
+}
+
+// ACMEOrder records an ACME certificate obtained for the first time.
+func (m *Metrics) ACMEOrder() {
+	if m != nil {
+		m.acmeOrders.Inc()
+	}
+}
+
+// ACMERenewal records a renewed ACME certificate.
+func (m *Metrics) ACMERenewal() {
+	if m != nil {
+		m.acmeRenewals.Inc()
+	}
+}
+
+// ACMEFailure records a failed ACME obtain or renew attempt.
+func (m *Metrics) ACMEFailure() {
+	if m != nil {
+		m.acmeFailures.Inc()
+	}
+}
