@@ -123,7 +123,8 @@ func poolOf(t *testing.T, caFile string) *x509.CertPool {
 	return p
 }
 
-// recordingBackend is a scoring backend that records the last request's headers.
+// recordingBackend is a scoring backend that records the last POST's
+// headers (not those of scoregate's health checks, GET /).
 type recordingBackend struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -133,9 +134,11 @@ type recordingBackend struct {
 func newRecordingBackend(t *testing.T) *recordingBackend {
 	b := &recordingBackend{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		b.last = r.Header.Clone()
-		b.mu.Unlock()
+		if r.Method == http.MethodPost {
+			b.mu.Lock()
+			b.last = r.Header.Clone()
+			b.mu.Unlock()
+		}
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "query": r.URL.RawQuery, "bytes": len(body)})
