@@ -9,13 +9,17 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/scoregate ./cmd/scoregate
+RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/scoregate ./cmd/scoregate \
+ && mkdir -p /out/var/lib/scoregate
 
 # distroless/static: no shell, no package manager, CA certificates included
 # (scoregate checks that the served chain reaches a known root), runs as
 # the unprivileged user 65532.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/scoregate /usr/local/bin/scoregate
+# --storage's default (ACME accounts and certificates), writable by the
+# non-root user; mount a volume there to keep them across restarts.
+COPY --from=build --chown=65532:65532 /out/var/lib/scoregate /var/lib/scoregate
 USER nonroot:nonroot
 # In a container the health endpoints must be reachable by the platform's
 # probes, not only from loopback.

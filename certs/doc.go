@@ -1,8 +1,10 @@
 // Package certs owns scoregate's TLS certificates: loading and validating a
 // PEM certificate chain and private key (LoadPair), the SNI policy
 // (SNIPolicy), serving the current pair to crypto/tls with atomic reloads
-// (Source), the server's TLS settings (ServerTLSConfig), and development
-// certificates (WriteDev).
+// and file watching (Source, Source.Watch), obtaining and renewing one by
+// ACME with certmagic (ACME), Azure ML's leaf_domain_label names
+// (LeafDomainName), the bearer-key file (AuthKeys), the server's TLS
+// settings (ServerTLSConfig), and development certificates (WriteDev).
 //
 // Validation happens once, when a pair is loaded, and every problem an
 // operator can fix is reported as a *FileError that names the file and wraps
@@ -10,6 +12,5 @@
 // never mutated, so it can be shared freely between goroutines. All
 // functions and methods in the package are safe for concurrent use.
 //
-// Watching the files for changes lives in certs/filewatch; certs only
-// exposes Source.Reload for it to call.
+// The directory watching itself lives in certs/filewatch.
 package certs

@@ -55,6 +55,11 @@ var (
 	ErrMissingSNI = errors.New("missing server name (SNI)")
 )
 
+// ErrCertificatePending is returned by ACME.GetCertificate (and so makes
+// crypto/tls fail the handshake with an internal_error alert) while no
+// certificate for the cname has been obtained or loaded yet.
+var ErrCertificatePending = errors.New("no certificate for the name yet")
+
 // Role says which file a FileError is about.
 type Role int
 

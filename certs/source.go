@@ -43,7 +43,7 @@ type SourceConfig struct {
 type Source struct {
 	certFile, keyFile string
 	opts              LoadOptions
-	policy            SNIPolicy
+	sni               sniGate
 	log               zerolog.Logger
 
 	// reloadMu serialises Reload so that a slow load cannot publish an
@@ -52,10 +52,9 @@ type Source struct {
 
 	cur atomic.Pointer[Pair] // never nil after NewSource; a published Pair is never mutated
 
-	refusedName, refusedMissing atomic.Uint64
-	reloadsOK, reloadErrors     atomic.Uint64
-	lastReload                  atomic.Pointer[ReloadStatus]
-	metrics                     *metrics.Metrics
+	reloadsOK, reloadErrors atomic.Uint64
+	lastReload              atomic.Pointer[ReloadStatus]
+	metrics                 *metrics.Metrics
 }
 
 // ReloadStatus is the outcome of the last load of a Source's files.
@@ -80,7 +79,7 @@ func NewSource(cfg SourceConfig, log zerolog.Logger) (*Source, error) {
 		certFile: cfg.CertFile,
 		keyFile:  cfg.KeyFile,
 		opts:     LoadOptions{CName: cfg.CName, Roots: cfg.Roots, Now: cfg.Now},
-		policy:   SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI},
+		sni:      sniGate{policy: SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI}, metrics: cfg.Metrics},
 		log:      log.With().Str(keyCertFile, cfg.CertFile).Str(keyKeyFile, cfg.KeyFile).Logger(),
 		metrics:  cfg.Metrics,
 	}
@@ -107,7 +106,7 @@ func (s *Source) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 	if h != nil {
 		name = h.ServerName
 	}
-	if s.refused(name) {
+	if s.sni.refused(name) {
 		return nil, nil
 	}
 	return &s.cur.Load().Certificate, nil
@@ -116,31 +115,10 @@ func (s *Source) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 // VerifyConnection implements tls.Config.VerifyConnection. It refuses a
 // resumed session whose server name the SNI policy refuses: a session
 // ticket issued for the cname must not open a connection for another
-// name. Full handshakes were already checked by GetCertificate.
-//
-// It also records every completed handshake in the metrics.
+// name. Full handshakes were already checked by GetCertificate. It also
+// records every completed handshake in the metrics.
 func (s *Source) VerifyConnection(cs tls.ConnectionState) error {
-	if cs.DidResume && s.refused(cs.ServerName) {
-		return ErrUnrecognizedName
-	}
-	s.metrics.HandshakeOK(metrics.TLSVersion(cs.Version), cs.DidResume)
-	return nil
-}
-
-// refused applies the SNI policy and counts a refusal.
-func (s *Source) refused(serverName string) bool {
-	err := s.policy.Check(serverName)
-	switch {
-	case err == nil:
-		return false
-	case errors.Is(err, ErrMissingSNI):
-		s.refusedMissing.Add(1)
-		s.metrics.HandshakeError(metrics.HandshakeMissingSNI)
-	default:
-		s.refusedName.Add(1)
-		s.metrics.HandshakeError(metrics.HandshakeUnrecognizedName)
-	}
-	return true
+	return s.sni.verifyConnection(cs)
 }
 
 // Reload reads and validates the files again. If they are valid and differ
@@ -210,8 +188,8 @@ type Counts struct {
 // the four are not one snapshot.
 func (s *Source) Counts() Counts {
 	return Counts{
-		RefusedUnrecognizedName: s.refusedName.Load(),
-		RefusedMissingSNI:       s.refusedMissing.Load(),
+		RefusedUnrecognizedName: s.sni.refusedName.Load(),
+		RefusedMissingSNI:       s.sni.refusedMissing.Load(),
 		ReloadsOK:               s.reloadsOK.Load(),
 		ReloadErrors:            s.reloadErrors.Load(),
 	}

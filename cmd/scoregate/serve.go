@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -39,15 +40,19 @@ type serveConfig struct {
 	reloadSettle, watchPoll, backendProbe        time.Duration
 	watch                                        bool
 
-	upstreamTimeout, dialTimeout         time.Duration
-	readHeaderTimeout, idleTimeout       time.Duration
-	shutdownTimeout                      time.Duration
-	maxBodyBytes, maxHeaderBytes         byteSize
-	maxIdleConns, h2MaxConcurrentStreams int
-	logLevel, logFormat                  string
-	dev                                  bool
-	devDir                               string
-	given                                map[string]bool // flags set on the command line or from the environment
+	upstreamTimeout, dialTimeout           time.Duration
+	readHeaderTimeout, idleTimeout         time.Duration
+	shutdownTimeout                        time.Duration
+	maxBodyBytes, maxHeaderBytes           byteSize
+	maxIdleConns, h2MaxConcurrentStreams   int
+	logLevel, logFormat                    string
+	dev                                    bool
+	devDir                                 string
+	acme, overwriteDomain                  bool
+	acmeCA, acmeCARoot, acmeEmail, storage string
+	leafLabel, region                      string
+	preopened                              map[string]net.Listener // tests: listeners by flag name, used instead of binding
+	given                                  map[string]bool         // flags set on the command line or from the environment
 }
 
 const (
@@ -86,6 +91,14 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.h2MaxConcurrentStreams, "h2-max-concurrent-streams", 250, "HTTP/2 streams a client connection may have open at once")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
+	fs.BoolVar(&c.acme, "acme", false, "obtain and renew the certificate for --ssl-cname (or the --leaf-domain-label name) by ACME, instead of reading PEM files")
+	fs.StringVar(&c.acmeCA, "acme-ca", certmagic.LetsEncryptProductionCA, "ACME directory `URL`")
+	fs.StringVar(&c.acmeCARoot, "acme-ca-root", "", "PEM `file` of the root to trust for the ACME directory's HTTPS (a private CA)")
+	fs.StringVar(&c.acmeEmail, "acme-email", "", "contact `address` for the ACME account (expiry notices)")
+	fs.StringVar(&c.storage, "storage", "/var/lib/scoregate", "`directory` for ACME accounts, certificates and the leaf domain name; instances sharing it (Azure Files) order once per name")
+	fs.StringVar(&c.leafLabel, "leaf-domain-label", "", "with --acme and --region: use the name LABEL + 6 random characters + .REGION.cloudapp.azure.com, kept in --storage")
+	fs.StringVar(&c.region, "region", "", "Azure `region` for --leaf-domain-label, such as westeurope")
+	fs.BoolVar(&c.overwriteDomain, "overwrite-existing-domain", false, "with --leaf-domain-label: draw a new random suffix instead of reusing the stored name")
 	fs.BoolVar(&c.dev, "dev", false, "development mode: a self-signed CA and a certificate for localhost (or --ssl-cname), and a demo backend unless --backend is given")
 	fs.StringVar(&c.devDir, "dev-dir", "", "`directory` for the --dev CA and certificate (default: the user cache directory's scoregate/dev)")
 	return fs
@@ -131,8 +144,11 @@ func (c *serveConfig) check() error {
 	if c.dev && c.devDir == "" {
 		c.devDir = defaultDevDir()
 	}
+	if err := c.checkACME(); err != nil {
+		return err
+	}
 	var missing []string
-	if !c.dev {
+	if !c.dev && !c.acme {
 		for _, f := range []struct{ name, v string }{{flagCert, c.certFile}, {flagKey, c.keyFile}, {"ssl-cname", c.cname}} {
 			if f.v == "" {
 				missing = append(missing, "--"+f.name)
@@ -176,6 +192,29 @@ func (c *serveConfig) check() error {
 	return nil
 }
 
+// checkACME checks the flags of the ACME mode.
+func (c *serveConfig) checkACME() error {
+	switch {
+	case (c.leafLabel != "" || c.region != "" || c.overwriteDomain) && !c.acme:
+		return usagef("--leaf-domain-label, --region and --overwrite-existing-domain need --acme")
+	case !c.acme:
+		return nil
+	case c.dev:
+		return usagef("--acme and --dev exclude each other")
+	case c.certFile != "" || c.keyFile != "":
+		return usagef("--acme obtains the certificate itself: drop --%s and --%s", flagCert, flagKey)
+	case c.storage == "":
+		return usagef("--acme needs --storage, a directory to keep the account and certificates in")
+	case (c.leafLabel == "") != (c.region == ""):
+		return usagef("--leaf-domain-label and --region go together")
+	case c.leafLabel != "" && c.cname != "":
+		return usagef("--leaf-domain-label makes the name: drop --ssl-cname")
+	case c.leafLabel == "" && c.cname == "":
+		return usagef("--acme needs the name to obtain a certificate for: --ssl-cname, or --leaf-domain-label with --region")
+	}
+	return nil
+}
+
 // backendURL parses --backend.
 func (c *serveConfig) backendURL() (*url.URL, error) {
 	u, err := url.Parse(c.backend)
@@ -206,7 +245,9 @@ type server struct {
 	backend    *url.URL
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
-	src        *certs.Source
+	src        *certs.Source   // PEM files; nil with --acme
+	acme       *certs.ACME     // nil without --acme
+	redirect   *http.Server    // the --http-listen server; nil without it
 	authKeys   *certs.AuthKeys // nil without --auth-key-file
 	proxy      *proxy.Proxy
 	tlsLn      net.Listener
@@ -270,16 +311,24 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 			}
 		}
 	}
-	s.src, err = certs.NewSource(certs.SourceConfig{
-		CertFile:        s.cfg.certFile,
-		KeyFile:         s.cfg.keyFile,
-		CName:           s.cfg.cname,
-		Roots:           roots,
-		AllowMissingSNI: s.cfg.allowMissingSNI,
-		Metrics:         s.metrics,
-	}, s.log)
-	if err != nil {
-		return nil, usageError{flagError(err)}
+	if s.cfg.acme {
+		if s.cfg.leafLabel != "" {
+			if s.cfg.cname, err = certs.LeafDomainName(s.cfg.storage, s.cfg.leafLabel, s.cfg.region, s.cfg.overwriteDomain); err != nil {
+				return nil, usageError{err}
+			}
+		}
+	} else {
+		s.src, err = certs.NewSource(certs.SourceConfig{
+			CertFile:        s.cfg.certFile,
+			KeyFile:         s.cfg.keyFile,
+			CName:           s.cfg.cname,
+			Roots:           roots,
+			AllowMissingSNI: s.cfg.allowMissingSNI,
+			Metrics:         s.metrics,
+		}, s.log)
+		if err != nil {
+			return nil, usageError{flagError(err)}
+		}
 	}
 	var auth *proxy.KeySet
 	if s.cfg.authKeyFile != "" {
@@ -305,7 +354,6 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 
 	tlsSrv := &http.Server{
 		Handler:           s.proxy,
-		TLSConfig:         certs.ServerTLSConfig(s.src),
 		ReadHeaderTimeout: s.cfg.readHeaderTimeout,
 		IdleTimeout:       s.cfg.idleTimeout,
 		MaxHeaderBytes:    int(s.cfg.maxHeaderBytes),
@@ -326,16 +374,20 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 		if port == "" {
 			_, port, _ = net.SplitHostPort(s.tlsAddr())
 		}
-		redirect := &http.Server{
+		s.redirect = &http.Server{
 			Handler:           proxy.Redirect(s.cfg.cname, port),
 			ReadHeaderTimeout: s.cfg.readHeaderTimeout,
 			IdleTimeout:       s.cfg.idleTimeout,
 			MaxHeaderBytes:    int(s.cfg.maxHeaderBytes),
 			ErrorLog:          newServerErrorLog(s.log),
 		}
-		if err := s.listen("http-listen", s.cfg.httpListen, redirect); err != nil {
+		if err := s.listen("http-listen", s.cfg.httpListen, s.redirect); err != nil {
 			return nil, err
 		}
+	}
+	// The listeners are bound: ACME's challenges can be answered on them.
+	if err := s.setupTLS(tlsSrv); err != nil {
+		return nil, err
 	}
 	if s.cfg.metricsListen != "" {
 		ms := &http.Server{
@@ -352,6 +404,56 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 		s.listeners = append(s.listeners, *s.devBackend)
 	}
 	return s, nil
+}
+
+// setupTLS gives the TLS server its certificates: from the PEM Source, or
+// from ACME, whose HTTP-01 challenges the redirect listener answers and
+// whose TLS-ALPN-01 challenges the TLS listener answers.
+func (s *server) setupTLS(tlsSrv *http.Server) error {
+	if !s.cfg.acme {
+		tlsSrv.TLSConfig = certs.ServerTLSConfig(s.src)
+		return nil
+	}
+	var caRoot *x509.CertPool
+	if s.cfg.acmeCARoot != "" {
+		var err error
+		if caRoot, err = certs.LoadRoots(s.cfg.acmeCARoot); err != nil {
+			return usagef("--acme-ca-root: %w", err)
+		}
+	}
+	cfg := certs.ACMEConfig{
+		CName:           s.cfg.cname,
+		CA:              s.cfg.acmeCA,
+		CARoot:          caRoot,
+		Email:           s.cfg.acmeEmail,
+		Storage:         s.cfg.storage,
+		AllowMissingSNI: s.cfg.allowMissingSNI,
+		TLSAddr:         s.tlsAddr(),
+		Metrics:         s.metrics,
+	}
+	if s.redirect != nil {
+		cfg.HTTPAddr = s.addr("http-listen")
+	}
+	a, err := certs.NewACME(cfg, s.log)
+	if err != nil {
+		return usageError{err}
+	}
+	s.acme = a
+	tlsSrv.TLSConfig = a.TLSConfig()
+	if s.redirect != nil {
+		s.redirect.Handler = a.HTTPChallengeHandler(s.redirect.Handler)
+	}
+	return nil
+}
+
+// addr is the bound address of the listener configured by flagName.
+func (s *server) addr(flagName string) string {
+	for _, l := range s.listeners {
+		if l.name == flagName {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
 }
 
 // flagError names the flag in an error about one of the files.
@@ -373,9 +475,12 @@ func flagError(err error) error {
 }
 
 func (s *server) listen(flagName, addr string, srv *http.Server) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return usagef("--%s %q: %w", flagName, addr, errors.Unwrap(err))
+	ln, ok := s.cfg.preopened[flagName]
+	if !ok {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return usagef("--%s %q: %w", flagName, addr, errors.Unwrap(err))
+		}
 	}
 	s.listeners = append(s.listeners, listener{name: flagName, srv: srv, ln: ln})
 	return nil
@@ -396,21 +501,25 @@ func (s *server) tlsAddr() string { return s.tlsLn.Addr().String() }
 // the backend answered its last health check.
 func (s *server) readiness(context.Context) metrics.Readiness {
 	var rd metrics.Readiness
-	if p := s.src.Current(); p != nil {
-		rd.Certificate = &metrics.CertInfo{
-			Subject:  p.Leaf.Subject.String(),
-			DNSNames: p.Leaf.DNSNames,
-			NotAfter: p.Leaf.NotAfter,
-			Source:   "file",
+	certReason := ""
+	if s.acme != nil {
+		if ok, reason := s.acme.Ready(); !ok {
+			certReason = "no certificate yet: " + reason
+		} else if leaf := s.acme.Current(); leaf != nil {
+			rd.Certificate = certInfo(leaf, "acme")
 		}
-	}
-	last := s.src.LastReload()
-	rd.LastReload = &metrics.ReloadInfo{Result: metrics.ResultOK, At: last.At}
-	if last.Err != nil {
-		rd.LastReload.Result, rd.LastReload.Error = metrics.ResultError, last.Err.Error()
+	} else {
+		rd.Certificate = certInfo(s.src.Current().Leaf, "file")
+		last := s.src.LastReload()
+		rd.LastReload = &metrics.ReloadInfo{Result: metrics.ResultOK, At: last.At}
+		if last.Err != nil {
+			rd.LastReload.Result, rd.LastReload.Error = metrics.ResultError, last.Err.Error()
+		}
 	}
 	rd.Backend = s.backendState.Load()
 	switch {
+	case certReason != "":
+		rd.Reason = certReason
 	case rd.Certificate == nil:
 		rd.Reason = "no certificate loaded"
 	case rd.Backend == nil:
@@ -422,6 +531,10 @@ func (s *server) readiness(context.Context) metrics.Readiness {
 		rd.Ready = true
 	}
 	return rd
+}
+
+func certInfo(leaf *x509.Certificate, source string) *metrics.CertInfo {
+	return &metrics.CertInfo{Subject: leaf.Subject.String(), DNSNames: leaf.DNSNames, NotAfter: leaf.NotAfter, Source: source}
 }
 
 // probeBackend checks the backend's health every interval (and at once)
@@ -483,6 +596,9 @@ func (s *server) run(ctx context.Context) error {
 	s.startBackground(bgCtx, &wg)
 	ev.Msg("scoregate serving")
 	s.logStartupWarnings()
+	if s.cfg.leafLabel != "" {
+		s.printLeafDomainHelp()
+	}
 	if s.cfg.dev {
 		s.log.Warn().Msg("DEVELOPMENT MODE: the certificate is signed by a local, self-made CA; never use --dev in production")
 		s.printDevHelp()
@@ -506,6 +622,9 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopBackground()
 	wg.Wait()
+	if s.acme != nil {
+		s.acme.Stop()
+	}
 	if runErr != nil {
 		return runErr
 	}
@@ -516,12 +635,25 @@ func (s *server) run(ctx context.Context) error {
 	return nil
 }
 
+// printLeafDomainHelp prints the name derived from --leaf-domain-label and
+// the DNS step it needs: the operator must give the public IP that name.
+func (s *server) printLeafDomainHelp() {
+	first, _, _ := strings.Cut(s.cfg.cname, ".")
+	s.log.Info().Str("name", s.cfg.cname).Msg("leaf domain name (kept in --storage)")
+	fmt.Fprintf(s.stdout, "\nscoregate: the service's name is %s\n"+
+		"DNS: set the DNS name label of the public IP (or the ACI container group's dnsNameLabel) in %s to %q,\n"+
+		"so that Azure publishes %s; the certificate is issued once it resolves to this service.\n\n",
+		s.cfg.cname, s.cfg.region, first, s.cfg.cname)
+}
+
 // logStartupWarnings logs what does not stop scoregate but needs the
 // operator's attention. It runs once startup has succeeded, so that a
 // startup failure stays one line on stderr.
 func (s *server) logStartupWarnings() {
-	for _, w := range s.src.Current().Warnings {
-		s.log.Warn().Str("file", s.cfg.certFile).Msg(w)
+	if s.src != nil {
+		for _, w := range s.src.Current().Warnings {
+			s.log.Warn().Str("file", s.cfg.certFile).Msg(w)
+		}
 	}
 	for _, f := range certs.SubPathMountsOfProcess(s.cfg.certFile, s.cfg.keyFile, s.cfg.authKeyFile) {
 		s.log.Warn().Str("file", f).Msg("this file is mounted by itself (a Kubernetes subPath mount?): updates to the Secret will never reach it; mount the volume's directory instead")
@@ -531,9 +663,16 @@ func (s *server) logStartupWarnings() {
 // startBackground starts the file watchers, the SIGHUP handler and the
 // refusal summary; they stop when ctx is done and join wg.
 func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
-	if s.cfg.watch {
-		wcfg := certs.WatchConfig{Settle: s.cfg.reloadSettle, Poll: s.cfg.watchPoll}
+	if s.acme != nil {
+		if err := s.acme.Start(ctx); err != nil {
+			s.log.Error().Err(err).Msg("starting ACME certificate management")
+		}
+	}
+	wcfg := certs.WatchConfig{Settle: s.cfg.reloadSettle, Poll: s.cfg.watchPoll}
+	if s.cfg.watch && s.src != nil {
 		wg.Go(func() { s.src.Watch(ctx, wcfg) })
+	}
+	if s.cfg.watch {
 		if s.authKeys != nil {
 			wg.Go(func() { s.authKeys.Watch(ctx, wcfg) })
 		}
@@ -552,7 +691,9 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 			case <-hup:
 			}
 			s.log.Info().Msg("SIGHUP: reloading the certificate and keys")
-			s.src.Reload()
+			if s.src != nil {
+				s.src.Reload()
+			}
 			if s.authKeys != nil {
 				s.authKeys.Reload()
 			}
@@ -573,7 +714,13 @@ func (s *server) logRefusals(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		c := s.src.Counts()
+		var c certs.Counts
+		if s.acme != nil {
+			a := s.acme.Counts()
+			c.RefusedUnrecognizedName, c.RefusedMissingSNI = a.RefusedUnrecognizedName, a.RefusedMissingSNI
+		} else {
+			c = s.src.Counts()
+		}
 		name, sni := c.RefusedUnrecognizedName-last.RefusedUnrecognizedName, c.RefusedMissingSNI-last.RefusedMissingSNI
 		if name+sni > 0 {
 			s.log.Warn().Uint64("unrecognized_name", name).Uint64("missing_sni", sni).Dur("interval", every).

@@ -49,11 +49,19 @@ type testServer struct {
 // startServe starts `scoregate serve` with args plus loopback listeners.
 func startServe(t *testing.T, args ...string) *testServer {
 	t.Helper()
+	return startServeWith(t, nil, args...)
+}
+
+// startServeWith is startServe with some listeners bound by the test,
+// keyed by the flag that would configure them.
+func startServeWith(t *testing.T, pre map[string]net.Listener, args ...string) *testServer {
+	t.Helper()
 	args = append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...)
 	cfg, err := parseServe(args, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatalf("parseServe(%q): %v", args, err)
 	}
+	cfg.preopened = pre
 	ts := &testServer{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ts.server, err = newServer(cfg, ts.stdout, ts.stderr)
 	if err != nil {

@@ -1,0 +1,511 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/metrics"
+)
+
+// Log field keys used by ACME.
+const (
+	keyCName     = "cname"
+	keyCA        = "ca"
+	keyStorage   = "storage"
+	keyRenewal   = "renewal"
+	keyFailures  = "failures"
+	keyReason    = "reason"
+	keyCertmagic = "certmagic"
+)
+
+// alpnACMETLS1 is the ALPN protocol of the TLS-ALPN-01 challenge (RFC 8737).
+const alpnACMETLS1 = "acme-tls/1"
+
+// ACMEConfig configures an ACME source. Zero values are documented per field.
+type ACMEConfig struct {
+	// CName is required: the one DNS name that is ordered and served. It
+	// is compared without regard to ASCII case or a trailing dot.
+	CName string
+	// CA is the ACME directory URL. If empty, Let's Encrypt production
+	// (certmagic.LetsEncryptProductionCA), whose failed orders certmagic
+	// retries against Let's Encrypt staging first.
+	CA string
+	// CARoot holds the roots to trust for the CA's own HTTPS endpoint, for
+	// a private CA such as Pebble or step-ca. If nil, the system pool.
+	CARoot *x509.CertPool
+	// Email is the ACME account's contact address. If empty, the account
+	// has no contact and the CA cannot warn about expiry.
+	Email string
+	// Storage is required: the directory for certificates, keys, the ACME
+	// account and locks (a certmagic.FileStorage), created with mode 0700
+	// if missing. Instances sharing it (a shared volume) form a cluster:
+	// certmagic's storage locks make exactly one of them order a
+	// certificate, or renew it, while the others wait and load the result.
+	Storage string
+	// AllowMissingSNI serves clients that send no server name. If false,
+	// they are refused with an unrecognized_name alert.
+	AllowMissingSNI bool
+	// HTTPAddr is the address the HTTP listener serving
+	// HTTPChallengeHandler is bound to, such as ":80" or
+	// ln.Addr().String(). If empty, the HTTP-01 challenge is not used.
+	// certmagic tries to bind this address and, finding it taken, leaves
+	// the challenge to that listener; so Start must be called after the
+	// listener is bound. The CA connects to port 80 of the name: forward
+	// it here.
+	HTTPAddr string
+	// TLSAddr is the address the TLS listener serving TLSConfig is bound
+	// to. If empty, the TLS-ALPN-01 challenge is not used. As for
+	// HTTPAddr, bind it before Start; the CA connects to port 443.
+	// At least one of HTTPAddr and TLSAddr is required, and if both are
+	// set their hosts must agree (an unspecified host such as "" or
+	// "0.0.0.0" agrees with any other unspecified host).
+	TLSAddr string
+	// RenewalWindowRatio is the share of a certificate's lifetime, at its
+	// end, in which it is renewed. If zero, certmagic's default (1/3).
+	RenewalWindowRatio float64
+	// RenewCheckInterval is how often certificates are checked for
+	// renewal. If zero, certmagic's default (10 minutes).
+	RenewCheckInterval time.Duration
+
+	// Metrics records orders, renewals, failures, handshakes and the
+	// certificate's expiry; it may be nil.
+	Metrics *metrics.Metrics
+}
+
+// ACME obtains and renews the certificate for one name with ACME, using
+// certmagic built explicitly (certmagic.NewCache, certmagic.New,
+// certmagic.NewACMEIssuer; none of certmagic's package-level defaults are
+// modified), and serves it to crypto/tls through the same SNIPolicy as
+// Source. Its methods are safe for concurrent use.
+//
+// NewACME starts certmagic's maintenance goroutine; whoever called NewACME
+// must call Stop once, after the servers using the ACME have shut down.
+type ACME struct {
+	cname   string // normalized: lowercase, no trailing dot
+	ca      string
+	tlsALPN bool
+	sni     sniGate
+	metrics *metrics.Metrics
+	log     zerolog.Logger
+	cache   *certmagic.Cache
+	magic   *certmagic.Config
+	issuer  *certmagic.ACMEIssuer
+
+	// haveCert is set once a certificate for the cname is in the cache;
+	// before that GetCertificate fails handshakes without asking
+	// certmagic. loggedPending says the current pending state was logged.
+	haveCert, loggedPending atomic.Bool
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	cancel  context.CancelFunc // from Start; nil before
+	reason  string             // why there is no certificate, for Ready
+	lastErr error              // the last failed order, if any
+
+	orders, issued, renewals, failures, pending atomic.Uint64
+}
+
+// NewACME validates cfg and builds the certmagic cache, config and ACME
+// issuer. It does no network I/O; Start begins obtaining. It logs one info
+// line describing the setup, and a warning if CName is under
+// cloudapp.azure.com.
+func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
+	cname := normalizeName(cfg.CName)
+	switch {
+	case cname == "":
+		return nil, errors.New("certs: ACMEConfig.CName is required")
+	case strings.Contains(cname, "*"):
+		return nil, fmt.Errorf("certs: ACMEConfig.CName %q: wildcard names need the DNS-01 challenge, which scoregate does not do", cfg.CName)
+	case net.ParseIP(cname) != nil:
+		return nil, fmt.Errorf("certs: ACMEConfig.CName %q: an IP address, not a DNS name", cfg.CName)
+	case cfg.Storage == "":
+		return nil, errors.New("certs: ACMEConfig.Storage is required")
+	case cfg.HTTPAddr == "" && cfg.TLSAddr == "":
+		return nil, errors.New("certs: ACMEConfig needs HTTPAddr, TLSAddr or both: no ACME challenge can be answered")
+	case cfg.RenewalWindowRatio < 0 || cfg.RenewalWindowRatio >= 1:
+		return nil, fmt.Errorf("certs: ACMEConfig.RenewalWindowRatio %v: must be in [0, 1)", cfg.RenewalWindowRatio)
+	case cfg.RenewCheckInterval < 0:
+		return nil, fmt.Errorf("certs: ACMEConfig.RenewCheckInterval %v: must not be negative", cfg.RenewCheckInterval)
+	}
+	ca := cfg.CA
+	if ca == "" {
+		ca = certmagic.LetsEncryptProductionCA
+	}
+	if u, err := url.Parse(ca); err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("certs: ACMEConfig.CA %q: not an https:// directory URL", ca)
+	}
+	host, httpPort, tlsPort, err := challengeAddrs(cfg.HTTPAddr, cfg.TLSAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Storage, 0o700); err != nil {
+		return nil, fmt.Errorf("certs: ACMEConfig.Storage: %w", err)
+	}
+
+	a := &ACME{
+		cname:   cname,
+		ca:      ca,
+		tlsALPN: cfg.TLSAddr != "",
+		sni:     sniGate{policy: SNIPolicy{CName: cname, AllowMissingSNI: cfg.AllowMissingSNI}, metrics: cfg.Metrics},
+		metrics: cfg.Metrics,
+		log:     log.With().Str(keyCName, cname).Logger(),
+		reason:  "certificate management has not started",
+	}
+	zl := newZapLogger(log)
+	// The cache asks which config manages a certificate; there is one.
+	var magic *certmagic.Config
+	a.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		RenewCheckInterval: cfg.RenewCheckInterval,
+		Logger:             zl,
+	})
+	mc := certmagic.Config{
+		RenewalWindowRatio: cfg.RenewalWindowRatio,
+		OnEvent:            a.onEvent,
+		// tls_get_certificate fires per handshake and is not used.
+		ShouldEmitFunc: func(event string) bool { return event != "tls_get_certificate" },
+		KeySource:      certmagic.StandardKeyGenerator{KeyType: certmagic.P256},
+		Storage:        &certmagic.FileStorage{Path: cfg.Storage},
+		Logger:         zl,
+	}
+	if cfg.AllowMissingSNI {
+		mc.DefaultServerName = cname
+	}
+	magic = certmagic.New(a.cache, mc)
+	a.magic = magic
+	a.issuer = certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{
+		CA:           ca,
+		Email:        cfg.Email,
+		Agreed:       true, // configuring a CA is agreeing to its terms; nobody is there to ask
+		TrustedRoots: cfg.CARoot,
+		// certmagic binds ListenHost:Alt*Port to answer challenges
+		// itself unless the address is taken; ours are, so our
+		// listeners answer through HTTPChallengeHandler and
+		// GetCertificate (and, via storage, for any instance in the
+		// cluster).
+		DisableHTTPChallenge:    cfg.HTTPAddr == "",
+		DisableTLSALPNChallenge: cfg.TLSAddr == "",
+		ListenHost:              host,
+		AltHTTPPort:             httpPort,
+		AltTLSALPNPort:          tlsPort,
+		Logger:                  zl,
+	})
+	magic.Issuers = []certmagic.Issuer{a.issuer}
+
+	var challenges []string
+	if cfg.HTTPAddr != "" {
+		challenges = append(challenges, "http-01 on "+cfg.HTTPAddr)
+	}
+	if cfg.TLSAddr != "" {
+		challenges = append(challenges, "tls-alpn-01 on "+cfg.TLSAddr)
+	}
+	a.log.Info().Str(keyCA, ca).Str(keyStorage, cfg.Storage).Strs("challenges", challenges).Msg("ACME configured")
+	if strings.HasSuffix(cname, ".cloudapp.azure.com") {
+		a.log.Warn().Msg("names under cloudapp.azure.com share one rate-limit bucket at public CAs such as Let's Encrypt, " +
+			"so orders may be refused when others order at the same time; use a domain of your own (a CNAME to this name works)")
+	}
+	return a, nil
+}
+
+// challengeAddrs returns the host and ports certmagic's solvers should try
+// to bind (and find taken by our listeners).
+func challengeAddrs(httpAddr, tlsAddr string) (host string, httpPort, tlsPort int, err error) {
+	split := func(field, addr string) (string, int, error) {
+		if addr == "" {
+			return "", 0, nil
+		}
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return "", 0, fmt.Errorf("certs: ACMEConfig.%s %q: %w", field, addr, err)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return "", 0, fmt.Errorf("certs: ACMEConfig.%s %q: the port must be a number from 1 to 65535 (the bound address, not port 0)", field, addr)
+		}
+		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+			h = ""
+		}
+		return h, n, nil
+	}
+	httpHost, httpPort, err := split("HTTPAddr", httpAddr)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	tlsHost, tlsPort, err := split("TLSAddr", tlsAddr)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if httpAddr != "" && tlsAddr != "" && httpHost != tlsHost {
+		return "", 0, 0, fmt.Errorf("certs: ACMEConfig.HTTPAddr %q and TLSAddr %q: the hosts must agree", httpAddr, tlsAddr)
+	}
+	if httpAddr != "" {
+		host = httpHost
+	} else {
+		host = tlsHost
+	}
+	return host, httpPort, tlsPort, nil
+}
+
+// Start begins managing the certificate in the background (certmagic's
+// ManageAsync): it loads the certificate from storage or, if there is none,
+// orders one; failed orders are retried with certmagic's backoff (1, 2, 2,
+// 5, 10 … minutes, up to 30 days), and the certificate is renewed in its
+// renewal window. Bind the challenge listeners (HTTPAddr, TLSAddr) before
+// calling Start. Cancelling ctx, or Stop, ends the management. Start may
+// be called once.
+func (a *ACME) Start(ctx context.Context) error {
+	a.mu.Lock()
+	if a.started || a.stopped {
+		a.mu.Unlock()
+		return errors.New("certs: ACME.Start called twice or after Stop")
+	}
+	a.started = true
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.reason = "loading the certificate from storage or ordering one from " + a.ca
+	a.mu.Unlock()
+	return a.magic.ManageAsync(ctx, []string{a.cname})
+}
+
+// Stop cancels certificate management (an order in flight is abandoned)
+// and stops certmagic's maintenance goroutine, waiting for it. It does not
+// wait for an abandoned order's goroutine, which may still release its
+// storage lock shortly after Stop returns. The owner of the ACME (whoever
+// called NewACME) must call Stop, after the servers using it have shut
+// down; later calls do nothing.
+func (a *ACME) Stop() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.stopped = true
+	cancel := a.cancel
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	a.cache.Stop()
+}
+
+// GetCertificate implements tls.Config.GetCertificate. It applies the SNI
+// policy as Source.GetCertificate does: a refused name is counted and
+// answered with (nil, nil), so crypto/tls sends unrecognized_name. A
+// TLS-ALPN-01 challenge (ALPN "acme-tls/1" alone) for the cname is
+// answered by certmagic with the challenge certificate. Until a
+// certificate for the cname is available, the handshake fails with
+// ErrCertificatePending (an internal_error alert), logged once per pending
+// period rather than per handshake.
+func (a *ACME) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var name string
+	if h != nil {
+		name = h.ServerName
+	}
+	if a.sni.refused(name) {
+		return nil, nil
+	}
+	if h == nil {
+		return nil, errors.New("certs: GetCertificate: nil ClientHelloInfo")
+	}
+	if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == alpnACMETLS1 {
+		return a.magic.GetCertificate(h)
+	}
+	if !a.haveCert.Load() {
+		a.pending.Add(1)
+		reason := a.pendingReason()
+		if a.loggedPending.CompareAndSwap(false, true) {
+			a.log.Warn().Str(keyReason, reason).Msg("refusing TLS handshakes until a certificate is available; this is logged once")
+		}
+		return nil, fmt.Errorf("%w: %s", ErrCertificatePending, reason)
+	}
+	return a.magic.GetCertificate(h)
+}
+
+// VerifyConnection implements tls.Config.VerifyConnection: it refuses a
+// resumed session for a name the SNI policy refuses, as Source does.
+func (a *ACME) VerifyConnection(cs tls.ConnectionState) error {
+	return a.sni.verifyConnection(cs)
+}
+
+// TLSConfig returns ServerTLSConfig(a) with "acme-tls/1" added to
+// NextProtos when the TLS-ALPN-01 challenge is used: crypto/tls must be
+// able to negotiate that protocol for the CA's validation handshake,
+// which offers nothing else. Ordinary clients never offer it. Each call
+// returns a new Config that the caller owns.
+func (a *ACME) TLSConfig() *tls.Config {
+	c := ServerTLSConfig(a)
+	if a.tlsALPN {
+		c.NextProtos = append(c.NextProtos, alpnACMETLS1)
+	}
+	return c
+}
+
+// HTTPChallengeHandler returns a handler that answers ACME HTTP-01
+// challenge requests (/.well-known/acme-challenge/…) for orders started by
+// this instance or, through the shared storage, any instance in the
+// cluster, and passes every other request to next. If HTTP-01 is not used
+// (ACMEConfig.HTTPAddr is empty), every request goes to next.
+func (a *ACME) HTTPChallengeHandler(next http.Handler) http.Handler {
+	return a.issuer.HTTPChallengeHandler(next)
+}
+
+// Ready reports whether a certificate for the cname is available and not
+// expired. If not, reason says why, such as the last failed order's
+// error, for /readyz.
+func (a *ACME) Ready() (ready bool, reason string) {
+	if leaf := a.Current(); leaf != nil {
+		if time.Now().Before(leaf.NotAfter) {
+			return true, ""
+		}
+		reason = fmt.Sprintf("the certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.lastErr != nil {
+			reason += "; the last order failed: " + a.lastErr.Error()
+		}
+		return false, reason
+	}
+	return false, a.pendingReason()
+}
+
+func (a *ACME) pendingReason() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reason
+}
+
+// Current returns the leaf certificate being served for the cname, or nil
+// if there is none yet. If several are cached, it is the one that expires
+// last. It must not be modified.
+func (a *ACME) Current() *x509.Certificate {
+	var best *x509.Certificate
+	for _, c := range a.cache.AllMatchingCertificates(a.cname) {
+		if c.Leaf != nil && covers(c.Leaf.DNSNames, a.cname) && (best == nil || c.Leaf.NotAfter.After(best.NotAfter)) {
+			best = c.Leaf
+		}
+	}
+	return best
+}
+
+// ACMECounts are an ACME's cumulative counters since NewACME.
+type ACMECounts struct {
+	Orders                  uint64 // ACME orders this instance started, first ones and renewals, including failed ones
+	Issued                  uint64 // first certificates this instance obtained
+	Renewals                uint64 // renewals this instance completed
+	Failures                uint64 // orders that failed (each is retried with backoff)
+	RefusedUnrecognizedName uint64 // handshakes refused for another server name
+	RefusedMissingSNI       uint64 // handshakes refused for sending no server name
+	RefusedPending          uint64 // handshakes failed because there was no certificate yet
+}
+
+// Counts returns the current counters. Each field is read atomically, but
+// they are not one snapshot. A certificate another instance of the
+// cluster ordered counts on that instance only.
+func (a *ACME) Counts() ACMECounts {
+	return ACMECounts{
+		Orders:                  a.orders.Load(),
+		Issued:                  a.issued.Load(),
+		Renewals:                a.renewals.Load(),
+		Failures:                a.failures.Load(),
+		RefusedUnrecognizedName: a.sni.refusedName.Load(),
+		RefusedMissingSNI:       a.sni.refusedMissing.Load(),
+		RefusedPending:          a.pending.Load(),
+	}
+}
+
+// onEvent is certmagic's event hook: it counts orders, logs one line per
+// state change and keeps the reason Ready reports. certmagic calls it
+// synchronously, so it only updates counters and state.
+func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) error {
+	renewal, _ := data["renewal"].(bool)
+	switch event {
+	case "cert_obtaining":
+		if !a.isOurs(data) {
+			return nil
+		}
+		a.orders.Add(1)
+		if !a.haveCert.Load() {
+			a.setReason("ordering a certificate from " + a.ca)
+		}
+		a.log.Info().Bool(keyRenewal, renewal).Str(keyCA, a.ca).Msg("ordering a certificate")
+	case "cert_obtained":
+		if !a.isOurs(data) {
+			return nil
+		}
+		if renewal {
+			a.renewals.Add(1)
+			a.metrics.ACMERenewal()
+			a.log.Info().Msg("certificate renewed")
+		} else {
+			a.issued.Add(1)
+			a.metrics.ACMEOrder()
+			a.log.Info().Msg("certificate obtained")
+		}
+	case "cert_failed":
+		if !a.isOurs(data) {
+			return nil
+		}
+		n := a.failures.Add(1)
+		a.metrics.ACMEFailure()
+		err, _ := data["error"].(error)
+		if err == nil {
+			err = errors.New("unknown error")
+		}
+		a.mu.Lock()
+		a.lastErr = err
+		if !a.haveCert.Load() {
+			a.reason = "the last order failed (certmagic retries with backoff): " + err.Error()
+		}
+		a.mu.Unlock()
+		a.log.Error().Err(err).Bool(keyRenewal, renewal).Uint64(keyFailures, n).
+			Msg("certificate order failed; certmagic retries with backoff")
+	case "cached_managed_cert":
+		sans, _ := data["sans"].([]string)
+		if !covers(sans, a.cname) {
+			return nil
+		}
+		if leaf := a.Current(); leaf != nil {
+			a.metrics.CertLoaded(sourceACME, leaf.NotAfter, false)
+		}
+		if a.haveCert.CompareAndSwap(false, true) {
+			a.setReason("")
+			a.loggedPending.Store(false)
+			ev := a.log.Info()
+			if leaf := a.Current(); leaf != nil {
+				ev = ev.Str(keySerial, leaf.SerialNumber.Text(16)).Time(keyNotAfter, leaf.NotAfter)
+			}
+			ev.Msg("certificate ready")
+		}
+	}
+	return nil
+}
+
+// sourceACME is the metrics' source label of ACME certificates.
+const sourceACME = "acme"
+
+// isOurs reports whether an event's identifier is the cname.
+func (a *ACME) isOurs(data map[string]any) bool {
+	id, _ := data["identifier"].(string)
+	return sameName(id, a.cname)
+}
+
+func (a *ACME) setReason(r string) {
+	a.mu.Lock()
+	a.reason = r
+	a.mu.Unlock()
+}

@@ -1,0 +1,79 @@
+package certs_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/certs"
+)
+
+// ExampleNewACME wires an ACME source the way `scoregate serve --acme`
+// does: bind both listeners, build the ACME with their addresses, serve
+// the challenge handler and TLSConfig, then Start. (It is not run: it
+// needs a public name and a reachable CA.)
+func ExampleNewACME() {
+	logger := zerolog.New(os.Stderr)
+	httpLn, err := net.Listen("tcp", ":80")
+	if err != nil {
+		log.Fatal(err)
+	}
+	tlsLn, err := net.Listen("tcp", ":443")
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, err := certs.NewACME(certs.ACMEConfig{
+		CName:    "api.example.com",
+		Email:    "ops@example.com",
+		Storage:  "/var/lib/scoregate", // shared by every instance of the cluster
+		HTTPAddr: httpLn.Addr().String(),
+		TLSAddr:  tlsLn.Addr().String(),
+	}, logger)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer a.Stop() // after the servers have shut down (deferred calls run last in, first out)
+
+	redirect := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://"+r.Host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+	httpSrv := &http.Server{Handler: a.HTTPChallengeHandler(redirect)}
+	defer httpSrv.Close()
+	go httpSrv.Serve(httpLn)
+	tlsSrv := &http.Server{Handler: http.NotFoundHandler(), TLSConfig: a.TLSConfig()}
+	defer tlsSrv.Close()
+	go tlsSrv.ServeTLS(tlsLn, "", "")
+
+	if err := a.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	if ok, reason := a.Ready(); !ok {
+		logger.Info().Str("reason", reason).Msg("not ready yet") // /readyz reports this
+	}
+}
+
+// ExampleLeafDomainName derives the name for --leaf-domain-label model
+// --region westeurope, the same across restarts and instances sharing
+// the storage directory.
+func ExampleLeafDomainName() {
+	dir, err := os.MkdirTemp("", "scoregate-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	name, err := certs.LeafDomainName(dir, "model", "westeurope", false)
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := certs.LeafDomainName(dir, "model", "westeurope", false)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(name) == len("model")+6+len(".westeurope.cloudapp.azure.com"), name == again)
+	// Output: true true
+}

@@ -1,0 +1,505 @@
+package certs_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/certs/acmetest"
+)
+
+// These tests run Pebble in process (certs/acmetest) and let its
+// validation authority validate real HTTP-01 and TLS-ALPN-01 challenges
+// against listeners on 127.0.0.1. acmetest uses t.Setenv, so they are not
+// parallel.
+
+// issueTimeout bounds one issuance against Pebble (usually well under a
+// second; certmagic's file locks poll every second).
+const issueTimeout = 20 * time.Second
+
+// acmeEnv is a Pebble and the two listeners its validation authority
+// connects to. The listeners serve whichever ACME was passed to use last,
+// as a restarted process would.
+type acmeEnv struct {
+	pebble        *acmetest.Pebble
+	out           *acmetest.Buffer // the servers' and the ACMEs' logs (Pebble keeps its own)
+	httpLn, tlsLn net.Listener
+	cur           atomic.Pointer[certs.ACME]
+
+	// What the validation authority asked of our listeners.
+	httpChallenges, alpnChallenges atomic.Int64
+}
+
+func newACMEEnv(t *testing.T, validity time.Duration) *acmeEnv {
+	t.Helper()
+	e := &acmeEnv{out: acmetest.Output(t)}
+	e.httpLn, e.tlsLn = listenLocal(t), listenLocal(t)
+	e.pebble = acmetest.Start(t, acmetest.Options{
+		HTTPPort: e.httpLn.Addr().(*net.TCPAddr).Port,
+		TLSPort:  e.tlsLn.Addr().(*net.TCPAddr).Port,
+		Validity: validity,
+	})
+
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+				e.httpChallenges.Add(1)
+			}
+			e.cur.Load().HTTPChallengeHandler(http.NotFoundHandler()).ServeHTTP(w, r)
+		}),
+		ErrorLog: log.New(e.out, "http ", 0),
+	}
+	tlsCfg := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return e.cur.Load().TLSConfig(), nil
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(e.httpLn) })
+	wg.Go(func() {
+		for {
+			c, err := e.tlsLn.Accept()
+			if err != nil {
+				return // closed
+			}
+			wg.Go(func() {
+				tc := tls.Server(c, tlsCfg)
+				defer tc.Close()
+				tc.SetDeadline(time.Now().Add(ioTimeout))
+				if tc.Handshake() != nil {
+					return
+				}
+				if tc.ConnectionState().NegotiatedProtocol == "acme-tls/1" {
+					e.alpnChallenges.Add(1)
+					return
+				}
+				tc.Write([]byte{'x'})
+			})
+		}
+	})
+	t.Cleanup(func() {
+		srv.Close()
+		e.tlsLn.Close()
+		wg.Wait()
+	})
+	return e
+}
+
+// config returns an ACMEConfig for this Pebble and these listeners.
+func (e *acmeEnv) config(cname, storage string) certs.ACMEConfig {
+	return certs.ACMEConfig{
+		CName:    cname,
+		CA:       e.pebble.DirectoryURL,
+		CARoot:   e.pebble.TLSRoots,
+		Storage:  storage,
+		HTTPAddr: e.httpLn.Addr().String(),
+		TLSAddr:  e.tlsLn.Addr().String(),
+	}
+}
+
+// newACME builds an ACME that logs to e.out and is stopped when the test
+// ends.
+func (e *acmeEnv) newACME(t *testing.T, cfg certs.ACMEConfig) *certs.ACME {
+	t.Helper()
+	a, err := certs.NewACME(cfg, zerolog.New(e.out).Level(zerolog.DebugLevel))
+	if err != nil {
+		t.Fatalf("NewACME: %v", err)
+	}
+	t.Cleanup(a.Stop)
+	return a
+}
+
+// use makes the listeners serve a.
+func (e *acmeEnv) use(a *certs.ACME) { e.cur.Store(a) }
+
+// handshake completes a TLS handshake with the TLS listener for
+// serverName, verifying the chain against Pebble's root, and returns the
+// leaf.
+func (e *acmeEnv) handshake(serverName string) (*x509.Certificate, error) {
+	st, err := dial(e.tlsLn.Addr().String(), &tls.Config{
+		ServerName: serverName,
+		RootCAs:    e.pebble.Roots,
+		NextProtos: []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st.PeerCertificates[0], nil
+}
+
+// listenLocal listens on 127.0.0.1 on a free port.
+func listenLocal(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// acmeStorage returns a fresh storage directory. certmagic may still
+// release a lock file in it just after Stop returns (Stop cannot join an
+// abandoned order's goroutine), so removal is retried until it succeeds
+// instead of failing the test as t.TempDir's would.
+func acmeStorage(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "scoregate-acme-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		acmeWaitFor(t, 10*time.Second, "the storage directory to be removable", func() bool { return os.RemoveAll(dir) == nil })
+	})
+	return dir
+}
+
+// acmeWaitFor polls cond until it holds or the deadline passes.
+func acmeWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitReady waits for a to report ready and returns its leaf.
+func waitReady(t *testing.T, a *certs.ACME) *x509.Certificate {
+	t.Helper()
+	acmeWaitFor(t, issueTimeout, "the ACME certificate", func() bool {
+		ok, _ := a.Ready()
+		return ok
+	})
+	return a.Current()
+}
+
+func start(t *testing.T, a *certs.ACME) {
+	t.Helper()
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+}
+
+func TestACMEIssues(t *testing.T) {
+	for _, tt := range []struct {
+		name                  string
+		http, tlsALPN         bool
+		wantHTTP, wantTLSALPN bool
+	}{
+		{"http-01", true, false, true, false},
+		{"tls-alpn-01", false, true, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newACMEEnv(t, 0)
+			const name = "api.scoregate.test"
+			cfg := e.config(name, acmeStorage(t))
+			if !tt.http {
+				cfg.HTTPAddr = ""
+			}
+			if !tt.tlsALPN {
+				cfg.TLSAddr = ""
+			}
+			a := e.newACME(t, cfg)
+			e.use(a)
+			if got := slices.Contains(a.TLSConfig().NextProtos, "acme-tls/1"); got != tt.tlsALPN {
+				t.Errorf("TLSConfig().NextProtos = %q: acme-tls/1 present = %v, want %v", a.TLSConfig().NextProtos, got, tt.tlsALPN)
+			}
+			if ok, reason := a.Ready(); ok || reason == "" {
+				t.Errorf("before Start: Ready() = %v, %q; want false and a reason", ok, reason)
+			}
+			start(t, a)
+			leaf := waitReady(t, a)
+
+			served, err := e.handshake(name)
+			if err != nil {
+				t.Fatalf("handshake for %q: %v", name, err)
+			}
+			if served.SerialNumber.Cmp(leaf.SerialNumber) != 0 || !slices.Equal(served.DNSNames, []string{name}) {
+				t.Errorf("served serial %x, names %q; want Current() serial %x, names [%q]", served.SerialNumber, served.DNSNames, leaf.SerialNumber, name)
+			}
+			if _, err := e.handshake("other.scoregate.test"); err == nil || !strings.Contains(err.Error(), "unrecognized name") {
+				t.Errorf("handshake for another name: err = %v, want unrecognized name", err)
+			}
+			if got := e.httpChallenges.Load() > 0; got != tt.wantHTTP {
+				t.Errorf("HTTP-01 requests seen: %d; want some = %v", e.httpChallenges.Load(), tt.wantHTTP)
+			}
+			if got := e.alpnChallenges.Load() > 0; got != tt.wantTLSALPN {
+				t.Errorf("TLS-ALPN-01 handshakes seen: %d; want some = %v", e.alpnChallenges.Load(), tt.wantTLSALPN)
+			}
+			if got := e.pebble.Orders(); got != 1 {
+				t.Errorf("Pebble saw %d orders, want 1", got)
+			}
+			want := certs.ACMECounts{Orders: 1, Issued: 1, RefusedUnrecognizedName: 1}
+			if got := a.Counts(); got != want {
+				t.Errorf("Counts() = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestACMERestartReusesStoredCertificate(t *testing.T) {
+	e := newACMEEnv(t, 0)
+	const name = "restart.scoregate.test"
+	storage := acmeStorage(t)
+
+	first := e.newACME(t, e.config(name, storage))
+	e.use(first)
+	start(t, first)
+	leaf := waitReady(t, first)
+	first.Stop()
+
+	second := e.newACME(t, e.config(name, storage))
+	e.use(second)
+	start(t, second)
+	again := waitReady(t, second)
+	if again.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("after restart: serial %x, want the stored %x", again.SerialNumber, leaf.SerialNumber)
+	}
+	served, err := e.handshake(name)
+	if err != nil {
+		t.Fatalf("handshake after restart: %v", err)
+	}
+	if served.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("served serial %x, want %x", served.SerialNumber, leaf.SerialNumber)
+	}
+	if got := e.pebble.Orders(); got != 1 {
+		t.Errorf("Pebble saw %d orders, want 1 (the restart must reuse storage)", got)
+	}
+	if got := second.Counts().Orders; got != 0 {
+		t.Errorf("restarted instance: Counts().Orders = %d, want 0", got)
+	}
+}
+
+func TestACMEClusterOrdersOnce(t *testing.T) {
+	e := newACMEEnv(t, 0)
+	const name = "cluster.scoregate.test"
+	storage := acmeStorage(t)
+
+	// Three instances share the storage; the listeners (the "load
+	// balancer") reach only the first, so an order placed by another
+	// instance is validated through the challenge data in storage.
+	var instances []*certs.ACME
+	for range 3 {
+		instances = append(instances, e.newACME(t, e.config(name, storage)))
+	}
+	e.use(instances[0])
+	var wg sync.WaitGroup
+	for _, a := range instances {
+		wg.Go(func() {
+			if err := a.Start(context.Background()); err != nil {
+				t.Errorf("Start: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var serials []*big.Int
+	var orders uint64
+	for _, a := range instances {
+		serials = append(serials, waitReady(t, a).SerialNumber)
+		orders += a.Counts().Orders
+	}
+	if got := e.pebble.Orders(); got != 1 {
+		t.Errorf("Pebble saw %d orders, want 1", got)
+	}
+	if orders != 1 {
+		t.Errorf("the instances counted %d orders in all, want 1", orders)
+	}
+	for i, s := range serials[1:] {
+		if s.Cmp(serials[0]) != 0 {
+			t.Errorf("instance %d serves serial %x, instance 0 serves %x", i+1, s, serials[0])
+		}
+	}
+}
+
+func TestACMERenewsNearExpiry(t *testing.T) {
+	// Pebble issues 8-second certificates; with a renewal window of 70%
+	// of the lifetime, certmagic renews each about 2.5 s after issuance.
+	e := newACMEEnv(t, 8*time.Second)
+	const name = "renew.scoregate.test"
+	cfg := e.config(name, acmeStorage(t))
+	cfg.RenewalWindowRatio = 0.7
+	cfg.RenewCheckInterval = 200 * time.Millisecond
+	a := e.newACME(t, cfg)
+	e.use(a)
+	start(t, a)
+	waitReady(t, a)
+	first, err := e.handshake(name)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+
+	acmeWaitFor(t, issueTimeout, "a renewal", func() bool { return a.Counts().Renewals >= 1 })
+	acmeWaitFor(t, 5*time.Second, "the renewed certificate to be served", func() bool {
+		leaf, err := e.handshake(name)
+		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	if got := e.pebble.Orders(); got < 2 {
+		t.Errorf("Pebble saw %d orders, want at least 2", got)
+	}
+	if c := a.Counts(); c.Issued != 1 || c.Orders < 2 || c.Failures != 0 {
+		t.Errorf("Counts() = %+v, want Issued 1, Orders >= 2, Failures 0", c)
+	}
+}
+
+// unreachableCA returns an https URL on 127.0.0.1 where nothing listens.
+func unreachableCA(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "https://" + addr + "/dir"
+}
+
+func TestACMECAUnreachable(t *testing.T) {
+	out := acmetest.Output(t)
+	httpLn := listenLocal(t)
+	const name = "down.scoregate.test"
+	a, err := certs.NewACME(certs.ACMEConfig{
+		CName:    name,
+		CA:       unreachableCA(t),
+		Storage:  acmeStorage(t),
+		HTTPAddr: httpLn.Addr().String(),
+	}, zerolog.New(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	addr := serve(t, a.TLSConfig())
+	start(t, a)
+
+	acmeWaitFor(t, issueTimeout, "the first failed order", func() bool { return a.Counts().Failures >= 1 })
+	ok, reason := a.Ready()
+	if ok || !strings.Contains(reason, "connection refused") {
+		t.Errorf("Ready() = %v, %q; want false and a reason naming the connection error", ok, reason)
+	}
+	if a.Current() != nil {
+		t.Errorf("Current() = %v, want nil", a.Current())
+	}
+	const handshakes = 3
+	for range handshakes {
+		_, err := dial(addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+		if err == nil || !strings.Contains(err.Error(), "internal error") {
+			t.Errorf("handshake without a certificate: err = %v, want an internal_error alert", err)
+		}
+	}
+	if got := a.Counts().RefusedPending; got != handshakes {
+		t.Errorf("Counts().RefusedPending = %d, want %d", got, handshakes)
+	}
+	if got := strings.Count(out.String(), "refusing TLS handshakes until a certificate is available"); got != 1 {
+		t.Errorf("the pending state was logged %d times for %d handshakes, want once", got, handshakes)
+	}
+	if !strings.Contains(out.String(), `"message":"certificate order failed; certmagic retries with backoff"`) {
+		t.Errorf("no log line for the failed order in:\n%s", out)
+	}
+}
+
+// TestACMECAUnreachableRetried waits for certmagic's first retry, which
+// comes a minute after the first failure (certmagic's unexported
+// retryIntervals; there is no option to shorten it).
+func TestACMECAUnreachableRetried(t *testing.T) {
+	if os.Getenv("SCOREGATE_SLOW_TESTS") == "" {
+		t.Skip("certmagic retries a failed order after 1 minute (unexported retryIntervals[0]); set SCOREGATE_SLOW_TESTS=1 to wait for it")
+	}
+	a, err := certs.NewACME(certs.ACMEConfig{
+		CName:    "retry.scoregate.test",
+		CA:       unreachableCA(t),
+		Storage:  acmeStorage(t),
+		HTTPAddr: listenLocal(t).Addr().String(),
+	}, zerolog.New(acmetest.Output(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	start(t, a)
+	acmeWaitFor(t, 90*time.Second, "a retried order", func() bool { return a.Counts().Failures >= 2 })
+}
+
+func TestNewACMERejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := certs.ACMEConfig{CName: "api.example.com", Storage: dir, TLSAddr: ":443"}
+	for _, tt := range []struct {
+		name    string
+		edit    func(*certs.ACMEConfig)
+		wantErr string
+	}{
+		{"no cname", func(c *certs.ACMEConfig) { c.CName = "" }, "CName is required"},
+		{"wildcard", func(c *certs.ACMEConfig) { c.CName = "*.example.com" }, "DNS-01"},
+		{"IP address", func(c *certs.ACMEConfig) { c.CName = "10.0.0.1" }, "IP address"},
+		{"no storage", func(c *certs.ACMEConfig) { c.Storage = "" }, "Storage is required"},
+		{"no challenge", func(c *certs.ACMEConfig) { c.TLSAddr = "" }, "HTTPAddr, TLSAddr or both"},
+		{"plain http CA", func(c *certs.ACMEConfig) { c.CA = "http://ca.example.com/dir" }, "https://"},
+		{"port zero", func(c *certs.ACMEConfig) { c.TLSAddr = "127.0.0.1:0" }, "port must be"},
+		{"hosts differ", func(c *certs.ACMEConfig) { c.HTTPAddr = "10.0.0.1:80"; c.TLSAddr = "10.0.0.2:443" }, "hosts must agree"},
+		{"window ratio", func(c *certs.ACMEConfig) { c.RenewalWindowRatio = 1 }, "RenewalWindowRatio"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.edit(&cfg)
+			a, err := certs.NewACME(cfg, zerolog.Nop())
+			if err == nil {
+				a.Stop()
+				t.Fatalf("NewACME(%+v) = nil error, want one containing %q", cfg, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("NewACME error = %q, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+	t.Run("unspecified hosts agree", func(t *testing.T) {
+		cfg := good
+		cfg.HTTPAddr, cfg.TLSAddr = ":80", "0.0.0.0:443"
+		a, err := certs.NewACME(cfg, zerolog.Nop())
+		if err != nil {
+			t.Fatalf("NewACME: %v", err)
+		}
+		a.Stop()
+	})
+}
+
+func TestNewACMEWarnsAboutCloudapp(t *testing.T) {
+	// Locked: certmagic's maintenance goroutine logs too.
+	out := acmetest.Output(t)
+	a, err := certs.NewACME(certs.ACMEConfig{
+		CName:   "model1a2b3c.westeurope.cloudapp.azure.com",
+		Storage: filepath.Join(t.TempDir(), "acme"),
+		TLSAddr: ":443",
+	}, zerolog.New(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	if !strings.Contains(out.String(), `"level":"warn"`) || !strings.Contains(out.String(), "rate-limit bucket") {
+		t.Errorf("log = %s; want a warning about the shared rate-limit bucket", out.String())
+	}
+}
+
+func TestACMEStopBeforeStart(t *testing.T) {
+	a, err := certs.NewACME(certs.ACMEConfig{CName: "api.example.com", Storage: t.TempDir(), TLSAddr: ":443"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	a.Stop() // a second Stop does nothing
+	if err := a.Start(context.Background()); err == nil {
+		t.Error("Start after Stop: nil error, want one")
+	}
+}
