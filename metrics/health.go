@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,8 @@ type HealthConfig struct {
 	Ready func(context.Context) Readiness
 	// Gatherer is served on /metrics. If nil, there is no /metrics.
 	Gatherer prometheus.Gatherer
+	// Pprof serves Go's profiler under /debug/pprof/ (--debug-pprof).
+	Pprof bool
 }
 
 // NewMux returns a mux that serves /healthz (200 while the process runs),
@@ -58,6 +61,13 @@ func NewMux(cfg HealthConfig) *http.ServeMux {
 	mux := http.NewServeMux()
 	if cfg.Gatherer != nil {
 		mux.Handle("GET /metrics", Handler(cfg.Gatherer))
+	}
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -85,6 +85,10 @@ type Config struct {
 	// AuthExemptHealth lets GET and HEAD / (the Azure ML health probe)
 	// through without a key when Auth is set.
 	AuthExemptHealth bool
+
+	// DisableAccessLog turns off the access log line of each request.
+	// If false, every request is logged at info level.
+	DisableAccessLog bool
 }
 
 // Proxy is the http.Handler of the TLS listener: Host check, request ids,
@@ -96,6 +100,7 @@ type Proxy struct {
 	maxBodyBytes     int64  // <= 0: no limit
 	auth             *KeySet
 	authExemptHealth bool
+	accessLog        bool
 
 	// Error messages that name a Config value, built once.
 	msgTooLarge        string
@@ -174,6 +179,7 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		maxBodyBytes:       cfg.MaxBodyBytes,
 		auth:               cfg.Auth,
 		authExemptHealth:   cfg.AuthExemptHealth,
+		accessLog:          !cfg.DisableAccessLog,
 		msgTooLarge:        fmt.Sprintf("request body larger than %d bytes (--max-body-bytes)", cfg.MaxBodyBytes),
 		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v (--upstream-timeout)", cfg.UpstreamTimeout),
 		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v (--dial-timeout)", cfg.DialTimeout),
@@ -295,7 +301,9 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	}
 	p.metrics.InFlight(-1)
 	p.metrics.Request(st.rec.status, r.Method, total, upstream)
-	p.logAccess(st, r, total)
+	if p.accessLog {
+		p.logAccess(st, r, total)
+	}
 }
 
 func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,11 @@ type requestIDs struct {
 	id       string // x-request-id: the client's, or generated
 	msID     string // x-ms-request-id: the client request id, or id
 	clientID string // x-ms-client-request-id as given, or ""
+
+	// vals backs the header values that set stores, so that setting the
+	// ids on the backend request and on the response allocates nothing.
+	// Neither net/http nor ReverseProxy modifies header values in place.
+	vals [3]string
 }
 
 // readRequestIDs derives the ids from h. status is 0, or 431 with msg when a
@@ -54,16 +59,19 @@ func readRequestIDs(h http.Header) (ids requestIDs, status int, msg string) {
 	if ids.msID == "" {
 		ids.msID = ids.id
 	}
+	ids.vals = [3]string{ids.id, ids.msID, ids.clientID}
 	return ids, status, msg
 }
 
 // set writes the ids into h, replacing any value there: on the request to
 // the backend and on every response.
+// The slices have capacity 1, so that an append elsewhere copies instead
+// of writing into vals.
 func (ids *requestIDs) set(h http.Header) {
-	h[headerRequestID] = []string{ids.id}
-	h[headerMSRequestID] = []string{ids.msID}
+	h[headerRequestID] = ids.vals[0:1:1]
+	h[headerMSRequestID] = ids.vals[1:2:2]
 	if ids.clientID != "" {
-		h[headerClientRequestID] = []string{ids.clientID}
+		h[headerClientRequestID] = ids.vals[2:3:3]
 	} else {
 		delete(h, headerClientRequestID)
 	}
