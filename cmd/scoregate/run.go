@@ -31,6 +31,7 @@ const topUsage = `scoregate: a TLS front end for model-scoring containers.
 
 Usage:
   scoregate serve [flags]    terminate TLS and forward to the scoring backend
+  scoregate bench [flags]    load-test scoregate (in-process) or any HTTPS endpoint
   scoregate version          print the version
   scoregate help             show this help
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = runServe(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "scoregate", version())
 		return exitOK

@@ -1,0 +1,424 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/scoregate/scoregate/bench"
+	"github.com/scoregate/scoregate/certs"
+)
+
+// benchConfig is everything `scoregate bench` reads from its flags.
+type benchConfig struct {
+	url, connect, caFile, compareURL string
+	insecure                         bool
+	scenario, method                 string
+	concurrency, h2Conns, h2Streams  int
+	rate                             float64
+	duration, warmup, timeout        time.Duration
+	bodyBytes                        byteSize
+	backendLatency                   time.Duration
+	json                             bool
+	html                             string
+	given                            map[string]bool // flags set on the command line or from the environment
+}
+
+const benchUsage = `Usage: scoregate bench [flags]
+
+Load-tests a scoring endpoint and prints throughput, latency percentiles and
+errors by kind.
+
+With --url, it measures that endpoint (and, with --compare-url, a baseline
+such as the backend behind it). Without --url, it starts scoregate in this
+process, with --dev certificates in front of the synthetic scoring backend,
+and measures h1 and h2 both through scoregate and straight to the backend:
+the difference is the latency scoregate adds.
+
+Scenarios: handshake (a new connection and a full TLS handshake per
+request), resume (the same with session resumption), h1 (keep-alive
+HTTP/1.1), h2 (HTTP/2, --h2-conns x --h2-streams). Closed loop by default;
+--rate makes it open loop, timing each request from when it was due.
+
+Flags (each also read from SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag wins):
+`
+
+func benchFlags(c *benchConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&c.url, "url", "", "target `URL`, such as https://score.example.com/score; its host is the TLS server name and the Host header (default: an in-process scoregate)")
+	fs.StringVar(&c.connect, "connect", "", "`host:port` to connect to instead of the URL's host; SNI and Host stay the URL's")
+	fs.StringVar(&c.caFile, "ca-file", "", "trusted root certificates, PEM `file` (default: the system roots)")
+	fs.BoolVar(&c.insecure, "insecure", false, "do not verify the server's certificate (cheaper for the client, as wrk and h2load do)")
+	fs.StringVar(&c.compareURL, "compare-url", "", "with --url: also measure this `URL` (such as the backend, http://127.0.0.1:5001/score), connecting to its own host, and show the latency --url adds over it")
+	fs.StringVar(&c.scenario, "scenario", string(bench.H1), "the `kind` of request: handshake (each on a new connection, full TLS handshake), resume (the same, resumed TLS session), h1 or h2 (keep-alive)")
+	fs.IntVar(&c.concurrency, "concurrency", bench.DefaultConcurrency, "`workers`, each with one request in flight (h1: one connection each); not used by h2")
+	fs.Float64Var(&c.rate, "rate", 0, "open loop: send this many `requests` per second on a fixed schedule, timing each from when it was due (default: closed loop)")
+	fs.IntVar(&c.h2Conns, "h2-conns", bench.DefaultH2Conns, "h2: `connections`")
+	fs.IntVar(&c.h2Streams, "h2-streams", bench.DefaultH2Streams, "h2: concurrent `streams` per connection")
+	fs.DurationVar(&c.duration, "duration", bench.DefaultDuration, "measured time")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "load before the measured time, not counted")
+	fs.DurationVar(&c.timeout, "timeout", bench.DefaultTimeout, "per request, connecting included; slower counts as a timeout error")
+	c.bodyBytes = bench.DefaultBodyBytes
+	fs.Var(&c.bodyBytes, "body-bytes", "JSON request body `size` (the default is the peers kit's 110-feature scoring request)")
+	fs.StringVar(&c.method, "method", "POST", "request `method`; GET and HEAD send no body")
+	fs.DurationVar(&c.backendLatency, "backend-latency", 0, "without --url: latency the synthetic backend adds to each POST /score")
+	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
+	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report with a latency plot to `file`")
+	return fs
+}
+
+// parseBench reads flags, then the environment, and checks them.
+func parseBench(args []string, getenv func(string) (string, bool), stdout io.Writer) (benchConfig, error) {
+	var c benchConfig
+	fs := benchFlags(&c)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, benchUsage)
+			fs.PrintDefaults()
+			return c, err
+		}
+		return c, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return c, usagef("bench: unexpected argument %q", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, usageError{err}
+	}
+	c.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
+	return c, c.check()
+}
+
+func (c *benchConfig) check() error {
+	known := false
+	for _, s := range bench.Scenarios {
+		known = known || c.scenario == string(s)
+	}
+	if !known {
+		return usagef("--scenario %q: want handshake, resume, h1 or h2", c.scenario)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"concurrency", c.concurrency}, {"h2-conns", c.h2Conns}, {"h2-streams", c.h2Streams}} {
+		if f.v < 1 {
+			return usagef("--%s %d: want at least 1", f.name, f.v)
+		}
+	}
+	if c.rate < 0 || c.rate != c.rate {
+		return usagef("--rate %v: want requests per second, or 0 for a closed loop", c.rate)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"duration", c.duration}, {"timeout", c.timeout}} {
+		if d.v <= 0 {
+			return usagef("--%s %s: want a positive duration such as 10s", d.name, d.v)
+		}
+	}
+	if c.warmup < 0 || c.backendLatency < 0 {
+		return usagef("--warmup and --backend-latency must not be negative")
+	}
+	if c.bodyBytes > 64<<20 {
+		return usagef("--body-bytes %s: want at most 64MiB", &c.bodyBytes)
+	}
+	if c.insecure && c.caFile != "" {
+		return usagef("--insecure and --ca-file exclude each other: verify against the file, or not at all")
+	}
+	for _, f := range []struct{ name, v string }{{"url", c.url}, {"compare-url", c.compareURL}} {
+		if f.v == "" {
+			continue
+		}
+		u, err := url.Parse(f.v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
+			return usagef("--%s %q: want an https:// (or http://) URL such as https://score.example.com/score", f.name, f.v)
+		}
+		if u.Scheme == "http" && (c.scenario == string(bench.Handshake) || c.scenario == string(bench.Resume)) {
+			return usagef("--%s %q: --scenario %s needs an https:// URL", f.name, f.v, c.scenario)
+		}
+	}
+	if c.connect != "" {
+		if _, _, err := net.SplitHostPort(c.connect); err != nil {
+			return usagef("--connect %q: want host:port such as 127.0.0.1:8443", c.connect)
+		}
+	}
+	if c.url == "" {
+		for _, name := range []string{"compare-url", "connect"} {
+			if c.given[name] {
+				return usagef("--%s needs --url", name)
+			}
+		}
+	} else if c.given["backend-latency"] {
+		return usagef("--backend-latency applies to the in-process backend only, not to --url")
+	}
+	return nil
+}
+
+// config returns the bench.Config common to every run.
+func (c *benchConfig) config() bench.Config {
+	return bench.Config{
+		Insecure:    c.insecure,
+		Scenario:    bench.Scenario(c.scenario),
+		Concurrency: c.concurrency,
+		Rate:        c.rate,
+		H2Conns:     c.h2Conns,
+		H2Streams:   c.h2Streams,
+		Duration:    c.duration,
+		Warmup:      c.warmup,
+		Timeout:     c.timeout,
+		Method:      c.method,
+		BodyBytes:   int(c.bodyBytes),
+	}
+}
+
+// benchTarget is one run to make: its label, URL and the address to dial
+// (empty: the URL's host).
+type benchTarget struct {
+	label, url, connect string
+}
+
+func runBench(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	c, err := parseBench(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	base := c.config()
+	if c.caFile != "" {
+		if base.RootCAs, err = certs.LoadRoots(c.caFile); err != nil {
+			return usagef("--ca-file: %w", err)
+		}
+	}
+
+	var targets []benchTarget
+	if c.url != "" {
+		targets = append(targets, benchTarget{label: hostOf(c.url), url: c.url, connect: c.connect})
+		if c.compareURL != "" {
+			label := hostOf(c.compareURL)
+			if label == targets[0].label {
+				label += " (compare)"
+			}
+			targets = append(targets, benchTarget{label: label, url: c.compareURL})
+		}
+	} else {
+		ip, err := startInProcess(c, stderr)
+		if err != nil {
+			return err
+		}
+		defer ip.stop()
+		base.RootCAs = ip.roots
+		targets = append(targets, benchTarget{label: "scoregate", url: ip.url, connect: ip.tlsAddr})
+		if c.scenario == string(bench.H1) || c.scenario == string(bench.H2) {
+			targets = append(targets, benchTarget{label: "direct backend", url: ip.backendURL})
+		}
+	}
+
+	var results []*bench.Result
+	for _, t := range targets {
+		if ctx.Err() != nil {
+			break
+		}
+		cfg := base
+		cfg.URL, _ = url.Parse(t.url) // checked by check
+		cfg.Connect, cfg.Label = t.connect, t.label
+		r, err := bench.Run(ctx, cfg, stderr)
+		if errors.Is(err, bench.ErrInvalidConfig) {
+			return usageError{err}
+		}
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if len(results) == 0 {
+		return errors.New("bench: interrupted before any measurement")
+	}
+
+	if err := writeBenchOutput(c, results, stdout); err != nil {
+		return err
+	}
+	if c.html != "" {
+		if err := writeBenchHTML(c, results); err != nil {
+			return err
+		}
+	}
+	for _, r := range results {
+		if r.Requests == 0 {
+			return fmt.Errorf("bench: no request to %s succeeded; first error: %s", r.URL, r.Errors.First)
+		}
+	}
+	if ctx.Err() != nil {
+		return errors.New("bench: interrupted; the figures cover the part that ran")
+	}
+	return nil
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Host
+}
+
+// benchReport is the --json output.
+type benchReport struct {
+	Results []*bench.Result `json:"results"`
+	// Added is the latency the first result adds over the second: with no
+	// --url, scoregate over the direct backend; with --compare-url, --url
+	// over it.
+	Added *bench.Latency `json:"added,omitempty"`
+}
+
+func writeBenchOutput(c benchConfig, results []*bench.Result, stdout io.Writer) error {
+	var added *bench.Latency
+	if len(results) == 2 {
+		a := bench.Added(results[0], results[1])
+		added = &a
+	}
+	if c.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(benchReport{Results: results, Added: added})
+	}
+	if err := bench.WriteTable(stdout, results...); err != nil {
+		return err
+	}
+	if added != nil {
+		_, err := fmt.Fprintf(stdout, "\n%s adds p50 %s, p99 %s over the %s.\n", results[0].Label,
+			signed(added.P50), signed(added.P99), results[1].Label)
+		return err
+	}
+	return nil
+}
+
+func signed(d time.Duration) string {
+	s := d.Round(10 * time.Microsecond).String()
+	if d >= 0 {
+		return "+" + s
+	}
+	return s
+}
+
+func writeBenchHTML(c benchConfig, results []*bench.Result) error {
+	loop := "closed loop"
+	if c.rate > 0 {
+		loop = fmt.Sprintf("open loop at %v requests/s", c.rate)
+	}
+	title := fmt.Sprintf("scoregate bench: %s, %s", c.scenario, loop)
+	f, err := os.Create(c.html)
+	if err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	if err := bench.WriteHTML(f, title, results...); err != nil {
+		f.Close()
+		return fmt.Errorf("--html %q: %w", c.html, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--html %q: %w", c.html, err)
+	}
+	return nil
+}
+
+// inProcess is a scoregate started by `bench` without --url, in front of
+// the synthetic backend, both on 127.0.0.1.
+type inProcess struct {
+	url, tlsAddr string         // https://localhost:<port>/score and 127.0.0.1:<port>
+	backendURL   string         // http://127.0.0.1:<port>/score: HTTP/1.1 and h2c
+	roots        *x509.CertPool // the --dev CA
+	cleanups     []func()       // in reverse order
+}
+
+// startInProcess starts the synthetic backend and, in front of it, a
+// scoregate made by the same parseServe and newServer as `serve --dev`,
+// with its development certificates in a temporary directory. The caller
+// must call stop.
+func startInProcess(c benchConfig, stderr io.Writer) (_ *inProcess, err error) {
+	ip := &inProcess{}
+	defer func() {
+		if err != nil {
+			ip.stop()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "scoregate-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	ip.cleanups = append(ip.cleanups, func() { os.RemoveAll(dir) })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: starting the synthetic backend: %w", err)
+	}
+	backend := &http.Server{
+		Handler:           bench.NewBackend(bench.BackendConfig{Latency: c.backendLatency}),
+		ReadHeaderTimeout: 10 * time.Second,
+		Protocols:         new(http.Protocols),
+	}
+	backend.Protocols.SetHTTP1(true)
+	backend.Protocols.SetUnencryptedHTTP2(true) // for the direct h2 run
+	var backendWG sync.WaitGroup
+	backendWG.Go(func() { backend.Serve(ln) })
+	ip.cleanups = append(ip.cleanups, func() {
+		backend.Close() // the runs are over: nothing in flight to wait for
+		backendWG.Wait()
+	})
+	ip.backendURL = "http://" + ln.Addr().String() + "/score"
+
+	noEnv := func(string) (string, bool) { return "", false } // SCOREGATE_* are bench's here, not serve's
+	cfg, err := parseServe([]string{
+		"--dev", "--dev-dir", filepath.Join(dir, "dev"),
+		"--listen", "127.0.0.1:0", "--metrics-listen", "",
+		"--backend", "http://" + ln.Addr().String(),
+		"--log-level", "error", "--shutdown-timeout", "5s",
+	}, noEnv, io.Discard)
+	if err != nil {
+		// Not a usageError: nothing the operator gave is wrong.
+		return nil, fmt.Errorf("bench: configuring the in-process scoregate: %v", err)
+	}
+	s, err := newServer(cfg, io.Discard, stderr)
+	if err != nil {
+		return nil, fmt.Errorf("bench: starting the in-process scoregate: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var serverWG sync.WaitGroup
+	serverWG.Go(func() {
+		if err := s.run(ctx); err != nil {
+			fmt.Fprintf(stderr, "scoregate: in-process scoregate: %v\n", err)
+		}
+	})
+	ip.cleanups = append(ip.cleanups, func() {
+		cancel()
+		serverWG.Wait()
+	})
+	if ip.roots, err = certs.LoadRoots(s.devCAFile); err != nil {
+		return nil, fmt.Errorf("bench: the in-process scoregate's CA: %w", err)
+	}
+	_, port, _ := net.SplitHostPort(s.tlsAddr())
+	ip.url = "https://" + net.JoinHostPort(cfg.cname, port) + "/score"
+	ip.tlsAddr = s.tlsAddr()
+	return ip, nil
+}
+
+// stop shuts the scoregate down, then the backend, and removes the
+// certificates.
+func (ip *inProcess) stop() {
+	for i := len(ip.cleanups) - 1; i >= 0; i-- {
+		ip.cleanups[i]()
+	}
+	ip.cleanups = nil
+}
