@@ -176,7 +176,7 @@ svg text { font-size: 12px; fill: #333; }
 <line class="axis" x1="{{.Left}}" x2="{{.Right}}" y1="{{.Bottom}}" y2="{{.Bottom}}"/>
 <text x="{{.TitleX}}" y="{{.TitleY}}" text-anchor="middle">percentile (log scale of 1/(1-p))</text>
 {{- range .Series}}
-<path class="series" stroke="{{.Color}}" d="{{.D}}"><title>{{.Label}}</title></path>
+<path class="series" fill="none" stroke="{{.Color}}" d="{{.D}}"><title>{{.Label}}</title></path>
 <line x1="{{$p.KeyX1}}" x2="{{$p.KeyX2}}" y1="{{.KeyY}}" y2="{{.KeyY}}" stroke="{{.Color}}" stroke-width="3"/>
 <text x="{{$p.KeyTX}}" y="{{.KeyTY}}">{{.Label}}</text>
 {{- end}}
