@@ -32,6 +32,7 @@ type benchConfig struct {
 	backendLatency                   time.Duration
 	json                             bool
 	html                             string
+	idle                             int
 	given                            map[string]bool // flags set on the command line or from the environment
 }
 
@@ -73,6 +74,7 @@ func benchFlags(c *benchConfig) *flag.FlagSet {
 	fs.Var(&c.bodyBytes, "body-bytes", "JSON request body `size` (the default is the peers kit's 110-feature scoring request)")
 	fs.StringVar(&c.method, "method", "POST", "request `method`; GET and HEAD send no body")
 	fs.DurationVar(&c.backendLatency, "backend-latency", 0, "without --url: latency the synthetic backend adds to each POST /score")
+	fs.IntVar(&c.idle, "idle", 0, "instead of a load test: open this many `connections` (TLS handshake and one request each), hold them idle for --duration, then close them; measure the server's memory meanwhile")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report with a latency plot to `file`")
 	return fs
@@ -204,6 +206,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) (string, b
 		}
 	}
 
+	if c.idle > 0 {
+		return holdIdle(ctx, c, base, stdout, stderr)
+	}
+
 	var targets []benchTarget
 	if c.url != "" {
 		targets = append(targets, benchTarget{label: hostOf(c.url), url: c.url, connect: c.connect})
@@ -299,7 +305,7 @@ func writeBenchOutput(c benchConfig, results []*bench.Result, stdout io.Writer) 
 		return err
 	}
 	if added != nil {
-		_, err := fmt.Fprintf(stdout, "\n%s adds p50 %s, p99 %s over the %s.\n", results[0].Label,
+		_, err := fmt.Fprintf(stdout, "\n%s adds p50 %s, p99 %s over %s.\n", results[0].Label,
 			signed(added.P50), signed(added.P99), results[1].Label)
 		return err
 	}
@@ -421,4 +427,34 @@ func (ip *inProcess) stop() {
 		ip.cleanups[i]()
 	}
 	ip.cleanups = nil
+}
+
+// holdIdle opens --idle connections to --url, holds them for --duration
+// and closes them: the measurement of what an idle client connection costs
+// a server (read its resident memory while they are held).
+func holdIdle(ctx context.Context, c benchConfig, cfg bench.Config, stdout, stderr io.Writer) error {
+	if c.url == "" {
+		return usagef("--idle needs --url")
+	}
+	cfg.URL, _ = url.Parse(c.url) // checked by check
+	cfg.Connect = c.connect
+	cfg.Method = http.MethodGet
+	start := time.Now()
+	ic, err := bench.OpenIdle(ctx, cfg, c.idle)
+	if errors.Is(err, bench.ErrInvalidConfig) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	defer ic.Close()
+	fmt.Fprintf(stdout, "%d idle connections open to %s (opened in %s); holding them for %s\n",
+		ic.Len(), hostOf(c.url), time.Since(start).Round(time.Millisecond), c.duration)
+	t := time.NewTimer(c.duration)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return nil
 }

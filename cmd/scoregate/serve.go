@@ -295,6 +295,9 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 	defer func() {
 		if err != nil {
 			s.closeListeners()
+			if s.acme != nil {
+				s.acme.Stop() // NewACME started certmagic's cache maintenance
+			}
 		}
 	}()
 
