@@ -151,38 +151,10 @@ func listenLocal(t *testing.T) net.Listener {
 	return ln
 }
 
-// acmeStorage returns a fresh storage directory. certmagic may still
-// release a lock file in it just after Stop returns (Stop cannot join an
-// abandoned order's goroutine), so removal is retried until it succeeds
-// instead of failing the test as t.TempDir's would.
-func acmeStorage(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "scoregate-acme-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		acmeWaitFor(t, 10*time.Second, "the storage directory to be removable", func() bool { return os.RemoveAll(dir) == nil })
-	})
-	return dir
-}
-
-// acmeWaitFor polls cond until it holds or the deadline passes.
-func acmeWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitReady waits for a to report ready and returns its leaf.
 func waitReady(t *testing.T, a *certs.ACME) *x509.Certificate {
 	t.Helper()
-	acmeWaitFor(t, issueTimeout, "the ACME certificate", func() bool {
+	waitFor(t, issueTimeout, "the ACME certificate", func() bool {
 		ok, _ := a.Ready()
 		return ok
 	})
@@ -208,7 +180,7 @@ func TestACMEIssues(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newACMEEnv(t, 0)
 			const name = "api.scoregate.test"
-			cfg := e.config(name, acmeStorage(t))
+			cfg := e.config(name, acmetest.Storage(t))
 			if !tt.http {
 				cfg.HTTPAddr = ""
 			}
@@ -256,7 +228,7 @@ func TestACMEIssues(t *testing.T) {
 func TestACMERestartReusesStoredCertificate(t *testing.T) {
 	e := newACMEEnv(t, 0)
 	const name = "restart.scoregate.test"
-	storage := acmeStorage(t)
+	storage := acmetest.Storage(t)
 
 	first := e.newACME(t, e.config(name, storage))
 	e.use(first)
@@ -289,7 +261,7 @@ func TestACMERestartReusesStoredCertificate(t *testing.T) {
 func TestACMEClusterOrdersOnce(t *testing.T) {
 	e := newACMEEnv(t, 0)
 	const name = "cluster.scoregate.test"
-	storage := acmeStorage(t)
+	storage := acmetest.Storage(t)
 
 	// Three instances share the storage; the listeners (the "load
 	// balancer") reach only the first, so an order placed by another
@@ -332,7 +304,7 @@ func TestACMERenewsNearExpiry(t *testing.T) {
 	// of the lifetime, certmagic renews each about 2.5 s after issuance.
 	e := newACMEEnv(t, 8*time.Second)
 	const name = "renew.scoregate.test"
-	cfg := e.config(name, acmeStorage(t))
+	cfg := e.config(name, acmetest.Storage(t))
 	cfg.RenewalWindowRatio = 0.7
 	cfg.RenewCheckInterval = 200 * time.Millisecond
 	a := e.newACME(t, cfg)
@@ -344,8 +316,8 @@ func TestACMERenewsNearExpiry(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 
-	acmeWaitFor(t, issueTimeout, "a renewal", func() bool { return a.Counts().Renewals >= 1 })
-	acmeWaitFor(t, 5*time.Second, "the renewed certificate to be served", func() bool {
+	waitFor(t, issueTimeout, "a renewal", func() bool { return a.Counts().Renewals >= 1 })
+	waitFor(t, 5*time.Second, "the renewed certificate to be served", func() bool {
 		leaf, err := e.handshake(name)
 		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
 	})
@@ -376,7 +348,7 @@ func TestACMECAUnreachable(t *testing.T) {
 	a, err := certs.NewACME(certs.ACMEConfig{
 		CName:    name,
 		CA:       unreachableCA(t),
-		Storage:  acmeStorage(t),
+		Storage:  acmetest.Storage(t),
 		HTTPAddr: httpLn.Addr().String(),
 	}, zerolog.New(out))
 	if err != nil {
@@ -386,7 +358,7 @@ func TestACMECAUnreachable(t *testing.T) {
 	addr := serve(t, a.TLSConfig())
 	start(t, a)
 
-	acmeWaitFor(t, issueTimeout, "the first failed order", func() bool { return a.Counts().Failures >= 1 })
+	waitFor(t, issueTimeout, "the first failed order", func() bool { return a.Counts().Failures >= 1 })
 	ok, reason := a.Ready()
 	if ok || !strings.Contains(reason, "connection refused") {
 		t.Errorf("Ready() = %v, %q; want false and a reason naming the connection error", ok, reason)
@@ -422,7 +394,7 @@ func TestACMECAUnreachableRetried(t *testing.T) {
 	a, err := certs.NewACME(certs.ACMEConfig{
 		CName:    "retry.scoregate.test",
 		CA:       unreachableCA(t),
-		Storage:  acmeStorage(t),
+		Storage:  acmetest.Storage(t),
 		HTTPAddr: listenLocal(t).Addr().String(),
 	}, zerolog.New(acmetest.Output(t)))
 	if err != nil {
@@ -430,7 +402,7 @@ func TestACMECAUnreachableRetried(t *testing.T) {
 	}
 	t.Cleanup(a.Stop)
 	start(t, a)
-	acmeWaitFor(t, 90*time.Second, "a retried order", func() bool { return a.Counts().Failures >= 2 })
+	waitFor(t, 90*time.Second, "a retried order", func() bool { return a.Counts().Failures >= 2 })
 }
 
 func TestNewACMERejectsBadConfig(t *testing.T) {

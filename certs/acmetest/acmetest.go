@@ -273,3 +273,26 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Storage returns a new certmagic storage directory for a test. It is
+// removed when the test ends, once it can be: certmagic may still release a
+// lock file in it just after ACME.Stop returns, which a t.TempDir cleanup
+// would trip over.
+func Storage(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "scoregate-acme-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for os.RemoveAll(dir) != nil {
+			if time.Now().After(deadline) {
+				t.Errorf("acmetest: storage %s still not removable after 10s", dir)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return dir
+}

@@ -34,20 +34,6 @@ func startACMEServe(t *testing.T, storage string, args ...string) (*testServer, 
 	return ts, pebble
 }
 
-// acmeStorage is a storage directory that outlives the test briefly:
-// certmagic may still release a lock file in it just after Stop returns.
-func acmeStorage(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "scoregate-acme-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		waitFor(t, 10*time.Second, "the storage directory to be removable", func() bool { return os.RemoveAll(dir) == nil })
-	})
-	return dir
-}
-
 func listenLocal(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -71,7 +57,7 @@ func readyz(t *testing.T, ts *testServer) (int, string) {
 // TestServeACME obtains a certificate from Pebble through scoregate's own
 // listeners, serves the scoring backend with it, and reports readiness.
 func TestServeACME(t *testing.T) {
-	ts, pebble := startACMEServe(t, acmeStorage(t), "--ssl-cname", "score.example.test")
+	ts, pebble := startACMEServe(t, acmetest.Storage(t), "--ssl-cname", "score.example.test")
 
 	waitFor(t, 30*time.Second, "/readyz to report the ACME certificate", func() bool {
 		code, body := readyz(t, ts)
@@ -107,7 +93,7 @@ func TestServeACME(t *testing.T) {
 // TestServeACMELeafDomainLabel derives the name from --leaf-domain-label,
 // prints it, and keeps it across restarts on the same storage.
 func TestServeACMELeafDomainLabel(t *testing.T) {
-	storage := acmeStorage(t)
+	storage := acmetest.Storage(t)
 	ts, _ := startACMEServe(t, storage, "--leaf-domain-label", "fraud", "--region", "westeurope")
 	name := ts.cfg.cname
 	if !strings.HasPrefix(name, "fraud") || !strings.HasSuffix(name, ".westeurope.cloudapp.azure.com") || len(name) != len("fraud")+6+len(".westeurope.cloudapp.azure.com") {
@@ -130,7 +116,7 @@ func TestServeACMENotReadyWhileCAUnreachable(t *testing.T) {
 	dir := "https://" + closed.Addr().String() + "/dir"
 	closed.Close()
 	be := newRecordingBackend(t)
-	ts := startServe(t, "--acme", "--acme-ca", dir, "--storage", acmeStorage(t), "--ssl-cname", "score.example.test", "--backend", be.URL)
+	ts := startServe(t, "--acme", "--acme-ca", dir, "--storage", acmetest.Storage(t), "--ssl-cname", "score.example.test", "--backend", be.URL)
 	waitFor(t, 10*time.Second, "/readyz to name the failed order", func() bool {
 		code, body := readyz(t, ts)
 		return code == 503 && strings.Contains(body, "no certificate yet") && strings.Contains(body, "connection refused")
