@@ -83,26 +83,11 @@ func benchFlags(c *benchConfig) *flag.FlagSet {
 // parseBench reads flags, then the environment, and checks them.
 func parseBench(args []string, getenv func(string) (string, bool), stdout io.Writer) (benchConfig, error) {
 	var c benchConfig
-	fs := benchFlags(&c)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, benchUsage)
-			fs.PrintDefaults()
-			return c, err
-		}
-		return c, usageError{err}
+	given, err := parseFlags(benchFlags(&c), args, getenv, stdout, benchUsage)
+	if err != nil {
+		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, usagef("bench: unexpected argument %q", fs.Arg(0))
-	}
-	if err := applyEnv(fs, getenv); err != nil {
-		return c, usageError{err}
-	}
-	c.given = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
+	c.given = given
 	return c, c.check()
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,32 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// parseFlags parses a subcommand's args, then fills the flags not given
+// from the environment, and returns the names of the flags set either way.
+// --help prints usage and the flags to stdout and returns flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) (string, bool), stdout io.Writer, usage string) (map[string]bool, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, usage)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, usageError{err}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return given, nil
 }
 
 // byteSize is a flag.Value for sizes such as 100MiB, 64KiB, 10MB or 1048576.

@@ -117,26 +117,12 @@ func defaultDevDir() string {
 // parseServe reads flags, then the environment, and checks them.
 func parseServe(args []string, getenv func(string) (string, bool), stdout io.Writer) (serveConfig, error) {
 	var c serveConfig
-	fs := serveFlags(&c)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, "Usage: scoregate serve [flags]\n\nFlags (each also read from SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag wins):\n")
-			fs.PrintDefaults()
-			return c, err
-		}
-		return c, usageError{err}
+	given, err := parseFlags(serveFlags(&c), args, getenv, stdout,
+		"Usage: scoregate serve [flags]\n\nFlags (each also read from SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag wins):\n")
+	if err != nil {
+		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, usagef("serve: unexpected argument %q", fs.Arg(0))
-	}
-	if err := applyEnv(fs, getenv); err != nil {
-		return c, usageError{err}
-	}
-	c.given = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
+	c.given = given
 	return c, c.check()
 }
 
