@@ -32,9 +32,11 @@ func okResponse(r *http.Request) *http.Response {
 	}
 }
 
-// memoryProxy is a Proxy whose backend answers okBody in memory.
+// memoryProxy is a Proxy whose backend answers okBody in memory. It takes
+// the ReverseProxy path: the direct path speaks to a real connection.
 func memoryProxy(tb testing.TB, cfg Config) *Proxy {
 	p := newTestProxy(tb, "http://127.0.0.1:5001", cfg, zerolog.Nop())
+	p.pool = nil
 	p.rp.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {
 			if _, err := io.Copy(io.Discard, r.Body); err != nil {
@@ -90,12 +92,42 @@ func FuzzServeHTTP(f *testing.F) {
 }
 
 // discardWriter is a reusable ResponseWriter for benchmarks.
-type discardWriter struct{ h http.Header }
+type discardWriter struct {
+	h      http.Header
+	status int
+}
 
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 
+// BenchmarkServeHTTPDirect is one request through the direct path to a
+// real backend on 127.0.0.1.
+func BenchmarkServeHTTPDirect(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, okBody)
+	}))
+	b.Cleanup(backend.Close)
+	p := newTestProxy(b, backend.URL, Config{CName: testCName}, zerolog.Nop())
+	const body = `{"data":[[1,2,3,4]]}`
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("POST", "https://api.example.com/score", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		clear(w.h)
+		w.status = 0
+		p.ServeHTTP(w, r)
+		if w.status != 200 {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+// BenchmarkServeHTTP is one request through the ReverseProxy path with an
+// in-memory backend.
 func BenchmarkServeHTTP(b *testing.B) {
 	p := memoryProxy(b, Config{CName: testCName})
 	const body = `{"data":[[1,2,3,4]]}`

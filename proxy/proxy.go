@@ -107,11 +107,14 @@ type Proxy struct {
 	msgUpstreamTimeout string
 	msgDialTimeout     string
 
-	backend   *url.URL
-	log       zerolog.Logger
-	metrics   *metrics.Metrics
-	transport *http.Transport
-	rp        *httputil.ReverseProxy
+	backend         *url.URL
+	pool            *pool // the direct path's connections; nil if the backend needs ReverseProxy
+	buffers         *bufferPool
+	upstreamTimeout time.Duration
+	log             zerolog.Logger
+	metrics         *metrics.Metrics
+	transport       *http.Transport
+	rp              *httputil.ReverseProxy
 }
 
 // New validates cfg, fills in its defaults and returns a Proxy that logs to
@@ -189,6 +192,15 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	}
 	backend := *cfg.Backend // the caller keeps its URL
 	p.backend = &backend
+	p.buffers = newBufferPool()
+	p.upstreamTimeout = cfg.UpstreamTimeout
+	if backend.Scheme == "http" && (backend.Path == "" || backend.Path == "/") && backend.RawQuery == "" {
+		addr := backend.Host
+		if backend.Port() == "" {
+			addr = net.JoinHostPort(backend.Hostname(), "80")
+		}
+		p.pool = &pool{addr: addr, host: backend.Host, dialer: dialer, maxIdle: cfg.MaxIdleConns, idleTimeout: idleConnTimeout}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// SetURL leaves Out.Host empty, so the backend sees its own
@@ -209,7 +221,7 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		// and text/event-stream, which is every streamed answer, while
 		// a sized scoring response is written through the server's
 		// buffer without a flush per read.
-		BufferPool:     newBufferPool(),
+		BufferPool:     p.buffers,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		ErrorLog:       stdlog.New(stdLogWriter{log}, "", 0),
@@ -254,7 +266,12 @@ func (p *Proxy) ProbeBackend(ctx context.Context) (int, error) {
 
 // Close closes the idle backend connections. Requests in flight are not
 // affected; the Proxy stays usable and opens new connections as needed.
-func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+func (p *Proxy) Close() {
+	p.transport.CloseIdleConnections()
+	if p.pool != nil {
+		p.pool.closeIdle()
+	}
+}
 
 // reqState is one request's state, shared by ServeHTTP, the ReverseProxy
 // hooks (through the request context) and the access log.
@@ -346,6 +363,10 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 		out.Body = &st.body
 	}
 	st.upstreamStart = time.Now()
+	if p.direct(r) {
+		p.forward(&st.rec, out, st)
+		return
+	}
 	p.rp.ServeHTTP(&st.rec, out)
 }
 

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package proxy
+
+import "net"
+
+// peerClosed cannot check without blocking here; a dead connection shows
+// when the request is sent.
+func peerClosed(net.Conn) bool { return false }
