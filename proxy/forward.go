@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -46,6 +47,11 @@ type pool struct {
 	dialer      *net.Dialer
 	maxIdle     int
 	idleTimeout time.Duration
+	// peekAfter is how long a connection must have been idle before get
+	// asks the kernel whether the backend closed it. Below it the check is
+	// skipped: under load connections are reused within microseconds, and
+	// a connection found dead by the request itself is retried.
+	peekAfter time.Duration
 
 	mu   sync.Mutex
 	idle []*backendConn // stack: the last one is the most recently used
@@ -69,7 +75,7 @@ func (p *pool) get(ctx context.Context) (bc *backendConn, reused bool, err error
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if bc.alive(p.idleTimeout) {
+		if bc.alive(p.idleTimeout, p.peekAfter) {
 			return bc, true, nil
 		}
 		bc.nc.Close()
@@ -82,9 +88,14 @@ func (p *pool) get(ctx context.Context) (bc *backendConn, reused bool, err error
 }
 
 // alive reports whether an idle connection can carry a request: not idle
-// for too long, and not closed (or written to) by the backend meanwhile.
-func (bc *backendConn) alive(idleTimeout time.Duration) bool {
-	return time.Since(bc.idleSince) <= idleTimeout && bc.br.Buffered() == 0 && !peerClosed(bc.nc)
+// for too long, and, once idle for peekAfter, not closed (or written to)
+// by the backend meanwhile.
+func (bc *backendConn) alive(idleTimeout, peekAfter time.Duration) bool {
+	idle := time.Since(bc.idleSince)
+	if idle > idleTimeout || bc.br.Buffered() > 0 {
+		return false
+	}
+	return idle < peekAfter || !peerClosed(bc.nc)
 }
 
 // put returns a connection for reuse, or closes it if the pool is full.
@@ -150,13 +161,54 @@ func connectionListed(conn []string, key string) bool {
 // answer to w. Errors before the response starts go to handleError, as
 // ReverseProxy's do; a backend failure after the response has started
 // aborts it (http.ErrAbortHandler), as ReverseProxy does.
+//
+// A small body of known size is read whole first. Then, if a reused
+// connection turns out to be dead (the backend closed it while it was idle,
+// so the write fails or the read meets EOF before any byte of a response),
+// the request is sent once more on a new connection, as http.Transport
+// does for a connection the server closed while idle.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 	ctx := r.Context()
-	bc, reused, err := p.pool.get(ctx)
-	if err != nil {
-		p.handleError(w, r, err)
+	small := r.Body != nil && r.Body != http.NoBody && r.ContentLength >= 0 && r.ContentLength <= syncBodyLimit
+	var payload []byte // the whole body, when it is small
+	for attempt := 1; ; attempt++ {
+		bc, reused, err := p.pool.get(ctx)
+		if err != nil {
+			p.handleError(w, r, err)
+			return
+		}
+		if small && payload == nil {
+			// Read once the backend is reachable, so that a refused
+			// connection leaves the body unread.
+			buf := p.buffers.Get()
+			defer p.buffers.Put(buf)
+			n, err := io.ReadFull(r.Body, buf[:r.ContentLength])
+			if err != nil {
+				p.pool.put(bc)
+				p.handleError(w, r, fmt.Errorf("reading the request body: %w", err))
+				return
+			}
+			payload = buf[:n]
+		}
+		if p.exchange(w, r, st, bc, reused, payload) == retryable && attempt == 1 {
+			continue
+		}
 		return
 	}
+}
+
+// outcome of one exchange.
+type exchangeResult int
+
+const (
+	done      exchangeResult = iota // answered, or failed with the error written
+	retryable                       // a reused connection was dead; nothing was written to w
+)
+
+// exchange sends r on bc and copies the answer to w. It owns bc: it
+// returns it to the pool or closes it.
+func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, bc *backendConn, reused bool, payload []byte) exchangeResult {
+	ctx := r.Context()
 	// A client that leaves unblocks the wait for the backend.
 	stop := context.AfterFunc(ctx, func() { bc.nc.SetDeadline(aLongTimeAgo) })
 	defer stop()
@@ -170,27 +222,23 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 	}()
 
 	p.writeRequestHead(bc.bw, r, st)
-	body := r.Body
-	if body == http.NoBody {
-		body = nil
-	}
-	// Small bodies of known size are written before the response is read.
-	// Others stream from their own goroutine, so that a backend may answer
-	// while the client is still sending. That goroutine reports on bodyErr
-	// and, if it fails, closes the connection to end the wait for a
-	// response the backend will never send. Like http.Transport's writer,
-	// it may outlive the handler when the backend answered early; it ends
-	// when its next read or write fails on the closed connection.
+	// A small body goes with the head. Others stream from their own
+	// goroutine, so that a backend may answer while the client is still
+	// sending. That goroutine reports on bodyErr and, if it fails, closes
+	// the connection to end the wait for a response the backend will never
+	// send. Like http.Transport's writer, it may outlive the handler when
+	// the backend answered early; it ends when its next read or write fails
+	// on the closed connection.
 	var bodyErr chan error
+	var err error
 	switch {
-	case body == nil:
+	case payload != nil || r.Body == nil || r.Body == http.NoBody:
+		bc.bw.Write(payload)
 		err = bc.bw.Flush()
-	case r.ContentLength >= 0 && r.ContentLength <= syncBodyLimit:
-		err = p.writeBody(bc.bw, body, r.ContentLength)
 	default:
 		bodyErr = make(chan error, 1)
 		go func() {
-			err := p.writeBody(bc.bw, body, r.ContentLength)
+			err := p.writeBody(bc.bw, r.Body, r.ContentLength)
 			bodyErr <- err
 			if err != nil {
 				bc.nc.Close()
@@ -198,12 +246,24 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 		}()
 	}
 	if err != nil {
-		p.handleError(w, r, p.bodyError(r, reused, err))
-		return
+		if reused && bodyErr == nil && ctx.Err() == nil {
+			return retryable
+		}
+		p.handleError(w, r, err)
+		return done
 	}
 
-	bc.nc.SetReadDeadline(time.Now().Add(p.upstreamTimeout))
-	resp, err := readResponse(bc.br, r)
+	setReadDeadline(ctx, bc, time.Now().Add(p.upstreamTimeout))
+	// The first byte apart: EOF before it means the backend had closed the
+	// connection, whereas ReadResponse reports any EOF as unexpected.
+	_, err = bc.br.Peek(1)
+	if reused && bodyErr == nil && err != nil && ctx.Err() == nil && deadConn(err) {
+		return retryable
+	}
+	var resp *http.Response
+	if err == nil {
+		resp, err = readResponse(bc.br, r)
+	}
 	st.upstream = time.Since(st.upstreamStart)
 	if err != nil {
 		if bodyErr != nil {
@@ -215,13 +275,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 			default:
 			}
 		}
-		if errors.Is(err, io.EOF) && reused {
-			err = fmt.Errorf("backend closed a reused connection: %w", io.ErrUnexpectedEOF)
-		}
 		p.handleError(w, r, err)
-		return
+		return done
 	}
-	bc.nc.SetReadDeadline(time.Time{}) // the body may take as long as it needs
+	setReadDeadline(ctx, bc, time.Time{}) // the body may take as long as it needs
 	defer resp.Body.Close()
 
 	h := w.Header()
@@ -246,12 +303,30 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 		}
 	}
 	keep = complete && !resp.Close
+	return done
 }
 
-// syncBodyLimit is the largest request body written before the response is
-// read: a scoring request of known size, which the backend reads whole
-// before it answers.
-const syncBodyLimit = 64 << 10
+// setReadDeadline sets bc's read deadline unless the client has left: the
+// AfterFunc that unblocks bc when it does may already have run, and its
+// deadline in the past must not be overwritten.
+func setReadDeadline(ctx context.Context, bc *backendConn, t time.Time) {
+	bc.nc.SetReadDeadline(t)
+	if ctx.Err() != nil {
+		bc.nc.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// deadConn reports whether a failure to read a response says the
+// connection was closed by the backend before it answered: EOF before the
+// first byte, or a reset.
+func deadConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// syncBodyLimit is the largest request body read whole and sent with the
+// head, before the response is read: a scoring request of known size, which
+// the backend reads whole before it answers. It fits one copy buffer.
+const syncBodyLimit = copyBufferSize
 
 // bodyError maps a failure to send the request to what the client is told:
 // an oversized body (413) or a client that left (499) keep their meaning.

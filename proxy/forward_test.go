@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,28 +80,43 @@ func TestDirectPathReusesConnections(t *testing.T) {
 }
 
 // A backend that closes idle keep-alive connections (an idle timeout, a
-// restart): the next request must not fail on the dead pooled connection.
+// restart): no request may fail on the dead pooled connection, whether the
+// check before reuse finds it (long idle) or the request does and is sent
+// again (short idle).
 func TestDirectPathSkipsConnectionsTheBackendClosed(t *testing.T) {
-	var cc connCounter
-	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		io.WriteString(w, "ok")
-	}))
-	backend.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		cc.track(c, s)
-		if s == http.StateIdle {
-			c.Close()
-		}
-	}
-	backend.Start()
-	t.Cleanup(backend.Close)
-	p := newTestProxy(t, backend.URL, Config{}, zerolog.Nop())
-	for i := range 10 {
-		if w := serveOne(t, p, "POST", `{"n":1}`); w.Code != 200 {
-			t.Fatalf("request %d: %d %s, want 200", i, w.Code, w.Body)
-		}
-		// Let the backend's close land before the next request.
-		waitUntil(t, "the backend to close the connection", func() bool { _, closed := cc.get(); return closed == i+1 })
+	for _, tt := range []struct {
+		name      string
+		peekAfter time.Duration
+	}{{"checked before reuse", 0}, {"retried", time.Hour}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var cc connCounter
+			var handled atomic.Int64
+			backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				handled.Add(1)
+				io.Copy(io.Discard, r.Body)
+				io.WriteString(w, "ok")
+			}))
+			backend.Config.ConnState = func(c net.Conn, s http.ConnState) {
+				cc.track(c, s)
+				if s == http.StateIdle {
+					c.Close()
+				}
+			}
+			backend.Start()
+			t.Cleanup(backend.Close)
+			p := newTestProxy(t, backend.URL, Config{}, zerolog.Nop())
+			p.pool.peekAfter = tt.peekAfter
+			for i := range 10 {
+				if w := serveOne(t, p, "POST", `{"n":1}`); w.Code != 200 {
+					t.Fatalf("request %d: %d %s, want 200", i, w.Code, w.Body)
+				}
+				// Let the backend's close land before the next request.
+				waitUntil(t, "the backend to close the connection", func() bool { _, closed := cc.get(); return closed == i+1 })
+			}
+			if got := handled.Load(); got != 10 {
+				t.Errorf("the backend handled %d requests, want 10 (none twice)", got)
+			}
+		})
 	}
 }
 

@@ -39,6 +39,7 @@ const (
 	expectContinue    = 1 * time.Second
 	copyBufferSize    = 32 << 10 // ReverseProxy's own default
 	tlsHandshakeLimit = 10 * time.Second
+	peekAfterIdle     = time.Second // see pool.peekAfter
 )
 
 // Config configures a Proxy. Fields marked required must be set; the zero
@@ -199,7 +200,8 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		if backend.Port() == "" {
 			addr = net.JoinHostPort(backend.Hostname(), "80")
 		}
-		p.pool = &pool{addr: addr, host: backend.Host, dialer: dialer, maxIdle: cfg.MaxIdleConns, idleTimeout: idleConnTimeout}
+		p.pool = &pool{addr: addr, host: backend.Host, dialer: dialer, maxIdle: cfg.MaxIdleConns,
+			idleTimeout: idleConnTimeout, peekAfter: peekAfterIdle}
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
