@@ -158,7 +158,7 @@ func connectionListed(conn []string, key string) bool {
 }
 
 // forward sends r to the backend over a pooled connection and copies the
-// answer to w. Errors before the response starts go to handleError, as
+// answer to w. Errors before the response starts go to upstreamFailed, as
 // ReverseProxy's do; a backend failure after the response has started
 // aborts it (http.ErrAbortHandler), as ReverseProxy does.
 //
@@ -167,14 +167,14 @@ func connectionListed(conn []string, key string) bool {
 // so the write fails or the read meets EOF before any byte of a response),
 // the request is sent once more on a new connection, as http.Transport
 // does for a connection the server closed while idle.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState, body io.ReadCloser) {
 	ctx := r.Context()
-	small := r.Body != nil && r.Body != http.NoBody && r.ContentLength >= 0 && r.ContentLength <= syncBodyLimit
+	small := body != nil && r.ContentLength >= 0 && r.ContentLength <= syncBodyLimit
 	var payload []byte // the whole body, when it is small
 	for attempt := 1; ; attempt++ {
 		bc, reused, err := p.pool.get(ctx)
 		if err != nil {
-			p.handleError(w, r, err)
+			p.upstreamFailed(w, r, st, err)
 			return
 		}
 		if small && payload == nil {
@@ -182,15 +182,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *reqState) {
 			// connection leaves the body unread.
 			buf := p.buffers.Get()
 			defer p.buffers.Put(buf)
-			n, err := io.ReadFull(r.Body, buf[:r.ContentLength])
+			n, err := io.ReadFull(body, buf[:r.ContentLength])
 			if err != nil {
 				p.pool.put(bc)
-				p.handleError(w, r, fmt.Errorf("reading the request body: %w", err))
+				p.upstreamFailed(w, r, st, fmt.Errorf("reading the request body: %w", err))
 				return
 			}
 			payload = buf[:n]
 		}
-		if p.exchange(w, r, st, bc, reused, payload) == retryable && attempt == 1 {
+		if p.exchange(w, r, st, bc, reused, body, payload) == retryable && attempt == 1 {
 			continue
 		}
 		return
@@ -207,7 +207,7 @@ const (
 
 // exchange sends r on bc and copies the answer to w. It owns bc: it
 // returns it to the pool or closes it.
-func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, bc *backendConn, reused bool, payload []byte) exchangeResult {
+func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, bc *backendConn, reused bool, body io.Reader, payload []byte) exchangeResult {
 	ctx := r.Context()
 	// A client that leaves unblocks the wait for the backend.
 	stop := context.AfterFunc(ctx, func() { bc.nc.SetDeadline(aLongTimeAgo) })
@@ -221,7 +221,7 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, b
 		}
 	}()
 
-	p.writeRequestHead(bc.bw, r, st)
+	p.writeRequestHead(bc.bw, r, st, body != nil)
 	// A small body goes with the head. Others stream from their own
 	// goroutine, so that a backend may answer while the client is still
 	// sending. That goroutine reports on bodyErr and, if it fails, closes
@@ -232,13 +232,13 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, b
 	var bodyErr chan error
 	var err error
 	switch {
-	case payload != nil || r.Body == nil || r.Body == http.NoBody:
+	case payload != nil || body == nil:
 		bc.bw.Write(payload)
 		err = bc.bw.Flush()
 	default:
 		bodyErr = make(chan error, 1)
 		go func() {
-			err := p.writeBody(bc.bw, r.Body, r.ContentLength)
+			err := p.writeBody(bc.bw, body, r.ContentLength)
 			bodyErr <- err
 			if err != nil {
 				bc.nc.Close()
@@ -249,7 +249,7 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, b
 		if reused && bodyErr == nil && ctx.Err() == nil {
 			return retryable
 		}
-		p.handleError(w, r, err)
+		p.upstreamFailed(w, r, st, err)
 		return done
 	}
 
@@ -275,7 +275,7 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, st *reqState, b
 			default:
 			}
 		}
-		p.handleError(w, r, err)
+		p.upstreamFailed(w, r, st, err)
 		return done
 	}
 	setReadDeadline(ctx, bc, time.Time{}) // the body may take as long as it needs
@@ -343,7 +343,7 @@ func (p *Proxy) bodyError(r *http.Request, reused bool, err error) error {
 
 // writeRequestHead writes the request line and headers of r, as the
 // backend gets them.
-func (p *Proxy) writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState) {
+func (p *Proxy) writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState, hasBody bool) {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(r.URL.RequestURI())
@@ -385,7 +385,7 @@ func (p *Proxy) writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState
 		bw.WriteString("Content-Length: ")
 		bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
 		bw.WriteString("\r\n")
-	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+	case r.ContentLength < 0 && hasBody:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
 		bw.WriteString("Content-Length: 0\r\n")

@@ -351,8 +351,7 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
-	out := r.WithContext(ctx) // a shallow copy: r itself is not modified
+	var body io.ReadCloser // nil: no request body
 	if r.Body != nil && r.Body != http.NoBody {
 		st.body.rc = r.Body
 		if p.maxBodyBytes > 0 && r.ContentLength < 0 {
@@ -362,12 +361,17 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 			// connection after the 413.
 			st.body.rc = http.MaxBytesReader(w, r.Body, p.maxBodyBytes)
 		}
-		out.Body = &st.body
+		body = &st.body
 	}
 	st.upstreamStart = time.Now()
 	if p.direct(r) {
-		p.forward(&st.rec, out, st)
+		p.forward(&st.rec, r, st, body)
 		return
+	}
+	// ReverseProxy's hooks find st in the request's context.
+	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st)) // a shallow copy
+	if body != nil {
+		out.Body = body
 	}
 	p.rp.ServeHTTP(&st.rec, out)
 }
@@ -399,7 +403,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // handleError is the ReverseProxy's ErrorHandler: the round trip failed
 // before any response header was written.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r)
+	p.upstreamFailed(w, r, stateOf(r), err)
+}
+
+// upstreamFailed answers a request whose round trip to the backend failed
+// before any response header was written, on either forwarding path.
+func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	st.upstream = time.Since(st.upstreamStart)
 	status, msg, reason := p.errorStatus(r, err)
 	if reason != "" {
