@@ -43,10 +43,13 @@ const StatusClientClosedRequest = 499
 
 // Messages of the error bodies that do not depend on the Config.
 const (
-	msgBadGateway    = "backend unavailable"
-	msgClientClosed  = "client closed request"
-	msgMethodConnect = "CONNECT is not supported"
-	msgUnauthorized  = "missing or invalid key: send Authorization: Bearer <key>"
+	msgBadGateway      = "backend unavailable"
+	msgClientClosed    = "client closed request"
+	msgBadBody         = "request body malformed or cut short"
+	msgBadMethod       = "request method is not a token"
+	msgControlInTarget = "request target contains a control character"
+	msgMethodConnect   = "CONNECT is not supported"
+	msgUnauthorized    = "missing or invalid key: send Authorization: Bearer <key>"
 )
 
 // errorStatus is the one place that maps an error from the backend round
@@ -54,6 +57,9 @@ const (
 // client gets:
 //
 //   - the request body went over MaxBodyBytes (*http.MaxBytesError): 413;
+//   - reading the client's body failed (a *clientError): 408 if it
+//     stalled past BodyReadTimeout, 499 if the client went away, else 400
+//     (malformed or truncated); never a backend error;
 //   - the client went away (context.Canceled, or r's context is canceled):
 //     499, not a backend error;
 //   - connecting timed out: 504 naming DialTimeout;
@@ -66,9 +72,21 @@ const (
 func (p *Proxy) errorStatus(r *http.Request, err error) (status int, msg, reason string) {
 	var tooLarge *http.MaxBytesError
 	var opErr *net.OpError
+	var ce *clientError
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, p.msgTooLarge, ""
+	case errors.As(err, &ce):
+		switch {
+		case isTimeout(ce.err):
+			// Before the context check: net/http's HTTP/1 server
+			// cancels the request's context on any failed read.
+			return http.StatusRequestTimeout, p.msgBodyTimeout, ""
+		case errors.Is(ce.err, errBodyShut) || r.Context().Err() != nil:
+			return StatusClientClosedRequest, msgClientClosed, ""
+		default:
+			return http.StatusBadRequest, msgBadBody, ""
+		}
 	case errors.Is(err, context.Canceled) || errors.Is(r.Context().Err(), context.Canceled):
 		return StatusClientClosedRequest, msgClientClosed, ""
 	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():

@@ -11,12 +11,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// roundTripFunc is an in-memory backend: no sockets, for fuzzing and
-// benchmarks.
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 const okBody = `{"result":[0.5]}`
 
 func okResponse(r *http.Request) *http.Response {
@@ -32,11 +26,12 @@ func okResponse(r *http.Request) *http.Response {
 	}
 }
 
-// memoryProxy is a Proxy whose backend answers okBody in memory. It takes
-// the ReverseProxy path: the direct path speaks to a real connection.
+// memoryProxy is a Proxy whose backend answers okBody in memory (a
+// roundTripFunc in place of its transports): no sockets, for fuzzing and
+// benchmarks.
 func memoryProxy(tb testing.TB, cfg Config) *Proxy {
 	p := newTestProxy(tb, "http://127.0.0.1:5001", cfg, zerolog.Nop())
-	p.pool = nil
+	p.directOK = false // the in-memory transport serves the ReverseProxy path
 	p.rp.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {
 			if _, err := io.Copy(io.Discard, r.Body); err != nil {

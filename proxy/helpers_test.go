@@ -112,6 +112,84 @@ func newTestProxy(t testing.TB, backend string, cfg Config, log zerolog.Logger) 
 	return p
 }
 
+// testLog is a logger that writes to t's output until t ends and drops
+// what comes later: a handler's access log line can be written after its
+// client has the answer and the test has moved on.
+func testLog(t testing.TB) zerolog.Logger {
+	w := &cutoffWriter{w: t.Output()}
+	t.Cleanup(w.cut)
+	return zerolog.New(w)
+}
+
+type cutoffWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	off bool
+}
+
+func (c *cutoffWriter) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.off {
+		return len(b), nil
+	}
+	return c.w.Write(b)
+}
+
+func (c *cutoffWriter) cut() {
+	c.mu.Lock()
+	c.off = true
+	c.mu.Unlock()
+}
+
+// paths are the implementations of the backend seam that every behaviour
+// test runs over, so that they cannot drift apart unnoticed: the direct
+// path over h1 (plain-HTTP backends), and ReverseProxy over h1 (a backend
+// with a path prefix) and over net/http's Transport (https backends and
+// protocol upgrades).
+var paths = []struct {
+	name string
+	path seamPath
+}{{"direct", pathDirect}, {"reverseproxy-h1", pathReverseProxyH1}, {"reverseproxy-net-http", pathReverseProxyNetHTTP}}
+
+type seamPath int
+
+const (
+	pathDirect seamPath = iota
+	pathReverseProxyH1
+	pathReverseProxyNetHTTP
+)
+
+// forTransports runs test once per path.
+func forTransports(t *testing.T, test func(t *testing.T, path seamPath)) {
+	for _, tr := range paths {
+		t.Run(tr.name, func(t *testing.T) { test(t, tr.path) })
+	}
+}
+
+// newProxyVia is newTestProxy with the path chosen.
+func newProxyVia(t testing.TB, path seamPath, backend string, cfg Config, log zerolog.Logger) *Proxy {
+	t.Helper()
+	p := newTestProxy(t, backend, cfg, log)
+	setPath(t, p, path)
+	return p
+}
+
+func setPath(t testing.TB, p *Proxy, path seamPath) {
+	t.Helper()
+	if p.h1 == nil || !p.directOK {
+		t.Fatal("an http:// backend without a path does not get the direct path")
+	}
+	switch path {
+	case pathReverseProxyH1:
+		p.directOK = false
+	case pathReverseProxyNetHTTP:
+		p.directOK = false
+		p.h1.Close()
+		p.h1 = nil
+	}
+}
+
 // startBackend starts a plain-HTTP backend, as the Azure ML server is.
 func startBackend(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	t.Helper()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,11 +13,14 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/scoregate/scoregate/metrics"
+	"github.com/scoregate/scoregate/proxy/h1"
 )
 
 // Defaults for the zero values of Config.
@@ -26,10 +30,15 @@ const (
 	DefaultUpstreamTimeout = 60 * time.Second
 	// DefaultDialTimeout is Config.DialTimeout's default.
 	DefaultDialTimeout = 5 * time.Second
+	// DefaultBodyReadTimeout is Config.BodyReadTimeout's default, nginx's
+	// client_body_timeout.
+	DefaultBodyReadTimeout = 60 * time.Second
 	// DefaultMaxBodyBytes is Config.MaxBodyBytes's default, 100 MiB.
 	DefaultMaxBodyBytes = 100 << 20
 	// DefaultMaxIdleConns is Config.MaxIdleConns's default.
 	DefaultMaxIdleConns = 256
+	// DefaultProbeInterval is Config.ProbeInterval's default.
+	DefaultProbeInterval = 5 * time.Second
 )
 
 // Transport settings that are not part of the Config.
@@ -39,7 +48,6 @@ const (
 	expectContinue    = 1 * time.Second
 	copyBufferSize    = 32 << 10 // ReverseProxy's own default
 	tlsHandshakeLimit = 10 * time.Second
-	peekAfterIdle     = time.Second // see pool.peekAfter
 )
 
 // Config configures a Proxy. Fields marked required must be set; the zero
@@ -59,15 +67,24 @@ type Config struct {
 	// root CAs verify the backend's certificate. Ignored for http.
 	BackendTLS *tls.Config
 
-	// UpstreamTimeout is how long the backend may take, once the request
-	// is sent, to send its response headers; longer gets 504. The
-	// response body may then stream for as long as it needs. If zero,
-	// 60s (the Azure ML scoring default).
+	// UpstreamTimeout is how long the backend may take to send its
+	// response headers, counted from the moment the whole request has
+	// been written to it; longer gets 504. The response body may then
+	// stream for as long as it needs. If zero, 60s (the Azure ML scoring
+	// default).
 	UpstreamTimeout time.Duration
 
-	// DialTimeout bounds connecting to the backend; longer gets 504. A
-	// refused connection gets 502 at once. If zero, 5s.
+	// DialTimeout bounds connecting to the backend; longer gets 504, as
+	// nginx's proxy_connect_timeout does. A refused connection gets 502 at
+	// once. If zero, 5s.
 	DialTimeout time.Duration
+
+	// BodyReadTimeout is how long the client may leave the request body
+	// stalled: every read of it must bring data within about this long
+	// (at least three quarters of it), or the request gets 408 and is not
+	// counted as a backend error. It is not a limit on the whole upload. If
+	// zero, 60s (nginx's client_body_timeout).
+	BodyReadTimeout time.Duration
 
 	// MaxBodyBytes limits the request body; a larger body gets 413. If
 	// zero, 100 MiB; if negative, there is no limit.
@@ -76,6 +93,10 @@ type Config struct {
 	// MaxIdleConns is how many idle keep-alive connections to the
 	// backend are kept for reuse. If zero, 256.
 	MaxIdleConns int
+
+	// ProbeInterval is how often RunProbes asks the backend GET /. If
+	// zero, 5s.
+	ProbeInterval time.Duration
 
 	// Auth, if not nil, requires every request to carry
 	// "Authorization: Bearer <key>" with one of its keys; others get 401.
@@ -95,10 +116,12 @@ type Config struct {
 // Proxy is the http.Handler of the TLS listener: Host check, request ids,
 // body limit, forwarding to the backend, error mapping and the access log.
 // Create it with New. It is safe for concurrent use. Call Close when done
-// to release idle backend connections.
+// to release idle backend connections and join the goroutines it started.
 type Proxy struct {
 	cname            string // normalised: no trailing dot
 	maxBodyBytes     int64  // <= 0: no limit
+	bodyReadTimeout  time.Duration
+	probeInterval    time.Duration
 	auth             *KeySet
 	authExemptHealth bool
 	accessLog        bool
@@ -107,15 +130,18 @@ type Proxy struct {
 	msgTooLarge        string
 	msgUpstreamTimeout string
 	msgDialTimeout     string
+	msgBodyTimeout     string
 
-	backend         *url.URL
-	pool            *pool // the direct path's connections; nil if the backend needs ReverseProxy
-	buffers         *bufferPool
-	upstreamTimeout time.Duration
-	log             zerolog.Logger
-	metrics         *metrics.Metrics
-	transport       *http.Transport
-	rp              *httputil.ReverseProxy
+	backend   *url.URL
+	h1        *h1.Transport   // a plain-HTTP backend's connections; nil for https
+	directOK  bool            // the direct path serves this backend (see forward.go)
+	transport *http.Transport // https backends, and protocol upgrades
+	buffers   *bufferPool
+	log       zerolog.Logger
+	metrics   *metrics.Metrics
+	rp        *httputil.ReverseProxy
+
+	health atomic.Pointer[metrics.BackendInfo] // the last probe; nil before the first
 }
 
 // New validates cfg, fills in its defaults and returns a Proxy that logs to
@@ -135,7 +161,10 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"UpstreamTimeout", cfg.UpstreamTimeout}, {"DialTimeout", cfg.DialTimeout}} {
+	}{
+		{"UpstreamTimeout", cfg.UpstreamTimeout}, {"DialTimeout", cfg.DialTimeout},
+		{"BodyReadTimeout", cfg.BodyReadTimeout}, {"ProbeInterval", cfg.ProbeInterval},
+	} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("proxy: %s is negative (%v)", d.name, d.v)
 		}
@@ -143,18 +172,12 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	if cfg.MaxIdleConns < 0 {
 		return nil, fmt.Errorf("proxy: MaxIdleConns is negative (%d)", cfg.MaxIdleConns)
 	}
-	if cfg.UpstreamTimeout == 0 {
-		cfg.UpstreamTimeout = DefaultUpstreamTimeout
-	}
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.MaxIdleConns == 0 {
-		cfg.MaxIdleConns = DefaultMaxIdleConns
-	}
+	cfg.UpstreamTimeout = cmp.Or(cfg.UpstreamTimeout, DefaultUpstreamTimeout)
+	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, DefaultDialTimeout)
+	cfg.BodyReadTimeout = cmp.Or(cfg.BodyReadTimeout, DefaultBodyReadTimeout)
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.MaxIdleConns = cmp.Or(cfg.MaxIdleConns, DefaultMaxIdleConns)
+	cfg.ProbeInterval = cmp.Or(cfg.ProbeInterval, DefaultProbeInterval)
 
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: tcpKeepAlive}
 	tr := &http.Transport{
@@ -164,7 +187,7 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		MaxIdleConns:          cfg.MaxIdleConns,
 		MaxIdleConnsPerHost:   cfg.MaxIdleConns,
 		IdleConnTimeout:       idleConnTimeout,
-		ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		ResponseHeaderTimeout: cfg.UpstreamTimeout, // from the end of the request, as h1's
 		ExpectContinueTimeout: expectContinue,
 		TLSHandshakeTimeout:   tlsHandshakeLimit,
 		// Bodies pass through as they are; the client negotiated its
@@ -178,46 +201,45 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		tr.TLSClientConfig = cfg.BackendTLS.Clone()
 	}
 
+	backend := *cfg.Backend // the caller keeps its URL
 	p := &Proxy{
 		cname:              cname,
 		maxBodyBytes:       cfg.MaxBodyBytes,
+		bodyReadTimeout:    cfg.BodyReadTimeout,
+		probeInterval:      cfg.ProbeInterval,
 		auth:               cfg.Auth,
 		authExemptHealth:   cfg.AuthExemptHealth,
 		accessLog:          !cfg.DisableAccessLog,
 		msgTooLarge:        fmt.Sprintf("request body larger than %d bytes (--max-body-bytes)", cfg.MaxBodyBytes),
 		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v (--upstream-timeout)", cfg.UpstreamTimeout),
 		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v (--dial-timeout)", cfg.DialTimeout),
+		msgBodyTimeout:     fmt.Sprintf("request body stalled: nothing received for %v", cfg.BodyReadTimeout),
+		backend:            &backend,
+		transport:          tr,
+		buffers:            newBufferPool(),
 		log:                log,
 		metrics:            m,
-		transport:          tr,
 	}
-	backend := *cfg.Backend // the caller keeps its URL
-	p.backend = &backend
-	p.buffers = newBufferPool()
-	p.upstreamTimeout = cfg.UpstreamTimeout
-	if backend.Scheme == "http" && (backend.Path == "" || backend.Path == "/") && backend.RawQuery == "" {
+	if backend.Scheme == "http" {
 		addr := backend.Host
 		if backend.Port() == "" {
 			addr = net.JoinHostPort(backend.Hostname(), "80")
 		}
-		p.pool = &pool{addr: addr, host: backend.Host, dialer: dialer, maxIdle: cfg.MaxIdleConns,
-			idleTimeout: idleConnTimeout, peekAfter: peekAfterIdle}
+		p.h1, err = h1.New(h1.Config{
+			Addr:                  addr,
+			DialTimeout:           cfg.DialTimeout,
+			ResponseHeaderTimeout: cfg.UpstreamTimeout,
+			MaxIdleConns:          cfg.MaxIdleConns,
+			IdleConnTimeout:       idleConnTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: Backend %q: %w", backend.Redacted(), err)
+		}
+		p.directOK = (backend.Path == "" || backend.Path == "/") && backend.RawQuery == ""
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			// SetURL leaves Out.Host empty, so the backend sees its own
-			// host; the original is in X-Forwarded-Host.
-			pr.SetURL(&backend)
-			// The client's Forwarded and X-Forwarded-* were removed
-			// before Rewrite: at the edge, they are the client's claims.
-			pr.SetXForwarded()
-			if p.auth != nil {
-				// The key is scoregate's; the backend has no use for it.
-				pr.Out.Header.Del("Authorization")
-			}
-			stateOf(pr.In).ids.set(pr.Out.Header)
-		},
-		Transport: tr,
+		Rewrite:   p.rewrite,
+		Transport: roundTripFunc(p.roundTrip),
 		// FlushInterval stays 0: ReverseProxy already flushes at once
 		// responses without a Content-Length (chunked, HTTP/2 streams)
 		// and text/event-stream, which is every streamed answer, while
@@ -244,34 +266,29 @@ func checkBackend(u *url.URL) error {
 	return nil
 }
 
-// ProbeBackend asks the backend GET / (where the Azure ML inference server
-// answers "Healthy" once the model's init() is done) over the proxy's own
-// connection pool. It returns the status, and an error unless it is 2xx.
-func (p *Proxy) ProbeBackend(ctx context.Context) (int, error) {
-	u := *p.backend
-	u.Path, u.RawQuery = "/", ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, err
+// roundTripFunc is a function that is an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// roundTrip is the ReverseProxy's transport: a plain-HTTP backend gets
+// h1's goroutine-free client, except for protocol upgrades, which need
+// net/http's (it hands back a connection to copy both ways); an https
+// backend gets net/http's, with HTTP/2 where the backend offers it.
+func (p *Proxy) roundTrip(r *http.Request) (*http.Response, error) {
+	if p.h1 != nil && !isUpgrade(r.Header) {
+		return p.h1.RoundTrip(r)
 	}
-	resp, err := p.transport.RoundTrip(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, fmt.Errorf("GET / answered %s", resp.Status)
-	}
-	return resp.StatusCode, nil
+	return p.transport.RoundTrip(r)
 }
 
-// Close closes the idle backend connections. Requests in flight are not
-// affected; the Proxy stays usable and opens new connections as needed.
+// Close closes the idle backend connections and waits for the request body
+// writers the backend client started; call it once the server in front has
+// shut down. The Proxy stays usable and opens new connections as needed.
 func (p *Proxy) Close() {
 	p.transport.CloseIdleConnections()
-	if p.pool != nil {
-		p.pool.closeIdle()
+	if p.h1 != nil {
+		p.h1.Close()
 	}
 }
 
@@ -279,7 +296,13 @@ func (p *Proxy) Close() {
 // hooks (through the request context) and the access log.
 type reqState struct {
 	rec           statusRecorder
-	body          countingBody
+	body          clientBody
+	whole         bytesBody             // the body, when it was read whole before forwarding
+	prefixed      prefixedBody          // the body, when only its first bytes were
+	buf           *[copyBufferSize]byte // holds the body read ahead; back to the pool at the end if set
+	out           http.Request          // the direct path's request to the backend
+	outURL        url.URL
+	forwarded     [2]string // backs X-Forwarded-For and -Host (see outHeader)
 	ids           requestIDs
 	start         time.Time
 	upstreamStart time.Time
@@ -310,9 +333,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.done = true
 }
 
-// finish records the request's metrics and writes its access log line. It
-// runs deferred, so it also sees a response aborted mid-stream.
+// finish ends the request's use of the client's body, records the
+// request's metrics and writes its access log line. It runs deferred, so
+// it also sees a response aborted mid-stream.
 func (p *Proxy) finish(st *reqState, r *http.Request) {
+	if st.body.rc != nil {
+		st.body.shutDown()
+	}
+	if st.buf != nil {
+		p.buffers.pool.Put(st.buf)
+	}
 	total := time.Since(st.start)
 	upstream := time.Duration(-1) // not forwarded
 	if !st.upstreamStart.IsZero() {
@@ -346,34 +376,154 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 		p.fail(st, http.StatusMethodNotAllowed, msgMethodConnect)
 		return
 	}
+	if msg := checkRequestLine(r); msg != "" {
+		p.fail(st, http.StatusBadRequest, msg)
+		return
+	}
 	if p.maxBodyBytes > 0 && r.ContentLength > p.maxBodyBytes {
 		p.fail(st, http.StatusRequestEntityTooLarge, p.msgTooLarge)
 		return
 	}
 
-	var body io.ReadCloser // nil: no request body
-	if r.Body != nil && r.Body != http.NoBody {
-		st.body.rc = r.Body
-		if p.maxBodyBytes > 0 && r.ContentLength < 0 {
-			// Unknown length (chunked, or HTTP/2 without
-			// content-length): cut it off mid-stream. The server's
-			// writer w, not st.rec, so that net/http closes the
-			// connection after the 413.
-			st.body.rc = http.MaxBytesReader(w, r.Body, p.maxBodyBytes)
+	direct := p.direct(r)
+	var out *http.Request
+	if direct {
+		out = p.prepareOut(st, r)
+	} else {
+		// ReverseProxy's hooks find st in the request's context.
+		out = r.WithContext(context.WithValue(r.Context(), stateKey{}, st)) // a shallow copy
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		if err := p.readAhead(st, w, r, out, direct); err != nil {
+			p.failed(&st.rec, r, st, err)
+			return
 		}
-		body = &st.body
 	}
 	st.upstreamStart = time.Now()
-	if p.direct(r) {
-		p.forward(&st.rec, r, st, body)
+	if direct {
+		p.forward(st, &st.rec, r)
 		return
 	}
-	// ReverseProxy's hooks find st in the request's context.
-	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st)) // a shallow copy
-	if body != nil {
-		out.Body = body
-	}
 	p.rp.ServeHTTP(&st.rec, out)
+}
+
+// readAhead reads the request body, or its first bytes, before a backend
+// connection is taken, and gives out the body to forward.
+//
+// A body of known length that fits one buffer (a scoring request, as a
+// rule) is read whole: the backend then gets the request in one write and
+// the model never waits on a slow client. A larger body, or one of unknown
+// length, streams; but only once its first bytes have arrived, so that a
+// client that announces a body and sends nothing holds no backend
+// connection. Either wait is bounded by the body read timeout.
+//
+// pooled says whether the buffer that holds what was read ahead may go
+// back to the pool when ServeHTTP ends: only on the direct path, and only
+// for a body read whole, which h1 writes before Do returns. A streaming
+// body's writer, or net/http's transport, may still hold the buffer after
+// ServeHTTP has returned.
+func (p *Proxy) readAhead(st *reqState, w http.ResponseWriter, r, out *http.Request, pooled bool) error {
+	rc := r.Body
+	if p.maxBodyBytes > 0 && r.ContentLength < 0 {
+		// Unknown length (chunked, or HTTP/2 without content-length):
+		// cut it off mid-stream. The server's writer w, not st.rec, so
+		// that net/http closes the connection after the 413.
+		rc = http.MaxBytesReader(w, r.Body, p.maxBodyBytes)
+	}
+	st.body.init(r, rc, http.NewResponseController(w), p.bodyReadTimeout)
+	st.buf = p.buffers.pool.Get().(*[copyBufferSize]byte)
+	buf := st.buf[:]
+	var n int
+	var err error
+	if r.ContentLength > 0 && r.ContentLength <= int64(len(buf)) {
+		n, err = io.ReadFull(&st.body, buf[:r.ContentLength])
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = &clientError{io.ErrUnexpectedEOF}
+		}
+		if err == nil {
+			err = io.EOF // whole
+		}
+	} else {
+		for n == 0 && err == nil {
+			n, err = st.body.Read(buf)
+		}
+	}
+	if !pooled || err != io.EOF {
+		st.buf = nil // not back to the pool: see above
+	}
+	switch {
+	case err == io.EOF:
+		// The whole body is in hand: forward it with its length, which
+		// also spares the backend a chunked body.
+		st.whole = bytesBody{b: buf[:n]}
+		out.Body, out.ContentLength, out.TransferEncoding = &st.whole, int64(n), nil
+		out.GetBody = func() (io.ReadCloser, error) { return &bytesBody{b: buf[:n]}, nil }
+		if n == 0 {
+			out.Body, out.GetBody = http.NoBody, nil
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	st.prefixed = prefixedBody{prefix: buf[:n], rest: &st.body}
+	out.Body = &st.prefixed
+	return nil
+}
+
+// checkRequestLine refuses what must not reach the backend's request line:
+// a method that is not a token (HTTP/2 lets any :method through) and a
+// query with control characters. Other bytes outside RFC 9112's
+// request-target are escaped by rewrite.
+func checkRequestLine(r *http.Request) string {
+	if !httpguts.ValidHeaderFieldName(r.Method) {
+		return msgBadMethod
+	}
+	for i := 0; i < len(r.URL.RawQuery); i++ {
+		if c := r.URL.RawQuery[i]; c < ' ' || c == 0x7f {
+			return msgControlInTarget
+		}
+	}
+	return ""
+}
+
+// escapeQuery percent-encodes the bytes of a raw query that RFC 3986
+// does not allow there (space, '"', '<', '>', '\', '^', '`', '{', '|', '}',
+// '#', and non-ASCII), so that the request line stays one request line.
+// '%' is kept: the query's own escapes stay as they are.
+func escapeQuery(q string) string {
+	i := 0
+	for i < len(q) && queryByte(q[i]) {
+		i++
+	}
+	if i == len(q) {
+		return q
+	}
+	b := make([]byte, 0, len(q)+16)
+	b = append(b, q[:i]...)
+	for ; i < len(q); i++ {
+		if c := q[i]; queryByte(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', upperHex[c>>4], upperHex[c&0xf])
+		}
+	}
+	return string(b)
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// queryByte reports whether c may appear as is in a URI query: unreserved,
+// sub-delims, ':', '@', '/', '?', and '%' (RFC 3986 3.4).
+func queryByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@', '/', '?', '%':
+		return true
+	}
+	return false
 }
 
 // authorized reports whether r may pass: it carries a valid bearer key, or
@@ -403,23 +553,25 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // handleError is the ReverseProxy's ErrorHandler: the round trip failed
 // before any response header was written.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	p.upstreamFailed(w, r, stateOf(r), err)
+	p.failed(w, r, stateOf(r), err)
 }
 
-// upstreamFailed answers a request whose round trip to the backend failed
-// before any response header was written, on either forwarding path.
-func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
-	st.upstream = time.Since(st.upstreamStart)
+// failed answers a request that failed before any response header was
+// written: reading the client's body, or the round trip to the backend.
+func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
+	if !st.upstreamStart.IsZero() {
+		st.upstream = time.Since(st.upstreamStart)
+	}
 	status, msg, reason := p.errorStatus(r, err)
 	if reason != "" {
 		p.metrics.UpstreamError(reason)
 	}
-	switch status {
-	case StatusClientClosedRequest:
+	switch {
+	case status == StatusClientClosedRequest:
 		// Not a backend failure: the client left.
 		p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client closed the request before the backend answered")
-	case http.StatusRequestEntityTooLarge:
-		p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("request body over the limit")
+	case reason == "":
+		p.log.Debug().Err(err).Int(keyStatus, status).Str(keyRequestID, st.ids.id).Msg("request body refused")
 	default:
 		p.log.Error().Err(err).Int(keyStatus, status).Str(keyRequestID, st.ids.id).Msg("backend request failed")
 	}

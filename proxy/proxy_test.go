@@ -15,17 +15,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
-func TestHostPolicyOverTLS(t *testing.T) {
+func TestHostPolicyOverTLS(t *testing.T) { forTransports(t, testHostPolicyOverTLS) }
+
+func testHostPolicyOverTLS(t *testing.T, path seamPath) {
 	var hits atomic.Int64
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		io.WriteString(w, "Healthy")
 	})
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 
 	for _, pr := range protos {
 		c := clientFor(t, front, pr.major)
@@ -66,7 +66,7 @@ func TestHostPolicyOverTLS(t *testing.T) {
 // TestHostPolicyDirect covers Hosts that net/http's client or server would
 // not let through, by calling ServeHTTP directly.
 func TestHostPolicyDirect(t *testing.T) {
-	p := newTestProxy(t, "http://127.0.0.1:1", Config{}, zerolog.New(t.Output()))
+	p := newTestProxy(t, "http://127.0.0.1:1", Config{}, testLog(t))
 	for _, tt := range []struct {
 		name, host string
 		want       int
@@ -98,7 +98,9 @@ func TestHostPolicyDirect(t *testing.T) {
 	}
 }
 
-func TestForwardedHeaders(t *testing.T) {
+func TestForwardedHeaders(t *testing.T) { forTransports(t, testForwardedHeaders) }
+
+func testForwardedHeaders(t *testing.T, path seamPath) {
 	type seen struct {
 		host, xff, xfh, xfp, forwarded string
 		major                          int
@@ -108,7 +110,7 @@ func TestForwardedHeaders(t *testing.T) {
 		got <- seen{r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"),
 			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("Forwarded"), r.ProtoMajor}
 	})
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 	backendHost := strings.TrimPrefix(backend.URL, "http://")
 
 	for _, pr := range protos {
@@ -127,7 +129,9 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
-func TestHopByHopHeadersRemoved(t *testing.T) {
+func TestHopByHopHeadersRemoved(t *testing.T) { forTransports(t, testHopByHopHeadersRemoved) }
+
+func testHopByHopHeadersRemoved(t *testing.T, path seamPath) {
 	got := make(chan http.Header, 1)
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Clone()
@@ -136,7 +140,7 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 		w.Header().Set("Keep-Alive", "timeout=5")
 		w.Header().Set("X-End-To-End", "1")
 	})
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 
 	// HTTP/1.1 only: HTTP/2 has no connection-specific headers to strip
 	// (Go's HTTP/2 client refuses to send them).
@@ -170,7 +174,9 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-func TestRequestIDs(t *testing.T) {
+func TestRequestIDs(t *testing.T) { forTransports(t, testRequestIDs) }
+
+func testRequestIDs(t *testing.T, path seamPath) {
 	type ids struct{ id, msID, clientID string }
 	got := make(chan ids, 1)
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -179,21 +185,23 @@ func TestRequestIDs(t *testing.T) {
 		w.Header().Set("X-Request-Id", "backend-made")
 		w.Header().Set("X-Ms-Request-Id", "backend-made")
 	})
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 	id100 := strings.Repeat("r", 100)
 
 	for _, pr := range protos {
 		c := clientFor(t, front, pr.major)
 		for _, tt := range []struct {
-			name             string
-			reqID, clientID  string
-			wantID, wantMSID string // "uuid": a generated UUID; "id": the x-request-id
+			name                     string
+			reqID, legacy, clientID  string
+			wantID, wantMSID, wantCl string // "uuid": a generated UUID; "id": the x-request-id
 		}{
-			{"none: generated", "", "", "uuid", "id"},
-			{"x-request-id kept", "abc-123", "", "abc-123", "abc-123"},
-			{"client id becomes x-ms-request-id", "", "client-7", "uuid", "client-7"},
-			{"both given", "abc-123", "client-7", "abc-123", "client-7"},
-			{"100 characters allowed", id100, id100, id100, id100},
+			{"none: generated", "", "", "", "uuid", "id", ""},
+			{"x-request-id kept", "abc-123", "", "", "abc-123", "abc-123", ""},
+			{"client id becomes x-ms-request-id", "", "", "client-7", "uuid", "client-7", "client-7"},
+			{"both given", "abc-123", "", "client-7", "abc-123", "client-7", "client-7"},
+			{"legacy x-ms-request-id kept, also the client id", "abc-123", "legacy-3", "", "abc-123", "legacy-3", "legacy-3"},
+			{"legacy x-ms-request-id kept beside the client id", "", "legacy-3", "client-7", "uuid", "legacy-3", "client-7"},
+			{"100 characters allowed", id100, id100, id100, id100, id100, id100},
 		} {
 			t.Run(pr.name+"/"+tt.name, func(t *testing.T) {
 				req := newRequest(t, t.Context(), front, "POST", "/score", testCName, strings.NewReader("{}"))
@@ -202,6 +210,9 @@ func TestRequestIDs(t *testing.T) {
 				}
 				if tt.clientID != "" {
 					req.Header.Set("X-Ms-Client-Request-Id", tt.clientID)
+				}
+				if tt.legacy != "" {
+					req.Header.Set("X-Ms-Request-Id", tt.legacy)
 				}
 				resp, _ := do(t, c, req, pr.major)
 				b := <-got
@@ -224,7 +235,7 @@ func TestRequestIDs(t *testing.T) {
 				if wantMSID == "id" {
 					wantMSID = id
 				}
-				want := ids{id, wantMSID, tt.clientID}
+				want := ids{id, wantMSID, tt.wantCl}
 				if b != want {
 					t.Errorf("backend got ids %+v, want %+v", b, want)
 				}
@@ -240,7 +251,7 @@ func TestRequestIDs(t *testing.T) {
 func TestRequestIDTooLong(t *testing.T) {
 	var hits atomic.Int64
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newTestProxy(t, backend.URL, Config{}, testLog(t)))
 	long := strings.Repeat("x", 101)
 
 	for _, pr := range protos {
@@ -248,6 +259,7 @@ func TestRequestIDTooLong(t *testing.T) {
 		for _, tt := range []struct{ name, header string }{
 			{"x-request-id", "X-Request-Id"},
 			{"x-ms-client-request-id", "X-Ms-Client-Request-Id"},
+			{"x-ms-request-id", "X-Ms-Request-Id"},
 		} {
 			t.Run(pr.name+"/"+tt.name, func(t *testing.T) {
 				req := newRequest(t, t.Context(), front, "POST", "/score", testCName, strings.NewReader("{}"))
@@ -273,7 +285,9 @@ func TestRequestIDTooLong(t *testing.T) {
 
 // TestStreamingResponse: the first chunk reaches the client while the
 // backend is still blocked before writing the second.
-func TestStreamingResponse(t *testing.T) {
+func TestStreamingResponse(t *testing.T) { forTransports(t, testStreamingResponse) }
+
+func testStreamingResponse(t *testing.T, path seamPath) {
 	next := make(chan struct{}, 1)
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -286,7 +300,7 @@ func TestStreamingResponse(t *testing.T) {
 		}
 		io.WriteString(w, "second\n")
 	})
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {
@@ -314,7 +328,9 @@ func TestStreamingResponse(t *testing.T) {
 // TestStreamingRequest: the backend reads the first chunk of the body and
 // answers while the client has not yet sent the rest. HTTP/2 only: an
 // HTTP/1.1 net/http server is not full duplex.
-func TestStreamingRequest(t *testing.T) {
+func TestStreamingRequest(t *testing.T) { forTransports(t, testStreamingRequest) }
+
+func testStreamingRequest(t *testing.T, path seamPath) {
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
 			t.Errorf("EnableFullDuplex: %v", err)
@@ -333,7 +349,7 @@ func TestStreamingRequest(t *testing.T) {
 		}
 		fmt.Fprintf(w, "rest %d bytes\n", n)
 	})
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output())))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
@@ -372,7 +388,9 @@ func TestStreamingRequest(t *testing.T) {
 // (HTTP/1.1) or without content-length (HTTP/2).
 type unsized struct{ io.Reader }
 
-func TestBodyLimit(t *testing.T) {
+func TestBodyLimit(t *testing.T) { forTransports(t, testBodyLimit) }
+
+func testBodyLimit(t *testing.T, path seamPath) {
 	var hits atomic.Int64
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -383,8 +401,8 @@ func TestBodyLimit(t *testing.T) {
 		fmt.Fprintf(w, "%d", n)
 	})
 	const limit = 1024
-	limited := startFront(t, newTestProxy(t, backend.URL, Config{MaxBodyBytes: limit}, zerolog.New(t.Output())))
-	unlimited := startFront(t, newTestProxy(t, backend.URL, Config{MaxBodyBytes: -1}, zerolog.New(t.Output())))
+	limited := startFront(t, newProxyVia(t, path, backend.URL, Config{MaxBodyBytes: limit}, testLog(t)))
+	unlimited := startFront(t, newProxyVia(t, path, backend.URL, Config{MaxBodyBytes: -1}, testLog(t)))
 	body := func(n int) string { return strings.Repeat("b", n) }
 
 	for _, pr := range protos {
@@ -434,10 +452,12 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-func TestBackendRefused502AtOnce(t *testing.T) {
+func TestBackendRefused502AtOnce(t *testing.T) { forTransports(t, testBackendRefused502AtOnce) }
+
+func testBackendRefused502AtOnce(t *testing.T, path seamPath) {
 	// Timeouts far longer than waitLimit: a 502 within waitLimit shows
 	// that the refusal was not waited out.
-	p := newTestProxy(t, "http://"+closedPort(t), Config{DialTimeout: time.Hour, UpstreamTimeout: time.Hour}, zerolog.New(t.Output()))
+	p := newProxyVia(t, path, "http://"+closedPort(t), Config{DialTimeout: time.Hour, UpstreamTimeout: time.Hour}, testLog(t))
 	front := startFront(t, p)
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {
@@ -450,7 +470,9 @@ func TestBackendRefused502AtOnce(t *testing.T) {
 	}
 }
 
-func TestBackendSlow504(t *testing.T) {
+func TestBackendSlow504(t *testing.T) { forTransports(t, testBackendSlow504) }
+
+func testBackendSlow504(t *testing.T, path seamPath) {
 	release := make(chan struct{})
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -460,7 +482,7 @@ func TestBackendSlow504(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) }) // runs before backend.Close
 	logs := newLogSink()
-	front := startFront(t, newTestProxy(t, backend.URL, Config{UpstreamTimeout: 50 * time.Millisecond}, logs.logger()))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{UpstreamTimeout: 50 * time.Millisecond}, logs.logger()))
 
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {
@@ -482,7 +504,9 @@ func TestBackendSlow504(t *testing.T) {
 	}
 }
 
-func TestClientGone499(t *testing.T) {
+func TestClientGone499(t *testing.T) { forTransports(t, testClientGone499) }
+
+func testClientGone499(t *testing.T, path seamPath) {
 	arrived := make(chan struct{}, 1)
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		// Read the body first: net/http notices a closed connection
@@ -495,7 +519,7 @@ func TestClientGone499(t *testing.T) {
 		<-r.Context().Done() // the proxy cancels its request when the client leaves
 	})
 	logs := newLogSink()
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, logs.logger()))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, logs.logger()))
 
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {
@@ -536,15 +560,17 @@ func TestClientGone499(t *testing.T) {
 	}
 }
 
-func TestAccessLog(t *testing.T) {
+func TestAccessLog(t *testing.T) { forTransports(t, testAccessLog) }
+
+func testAccessLog(t *testing.T, path seamPath) {
 	const secrets = "QUERYSECRET AUTHSECRET BODYSECRET RESPONSESECRET"
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, `{"result":"RESPONSESECRET"}`)
 	})
 	logs := newLogSink()
-	p := newTestProxy(t, backend.URL, Config{}, logs.logger())
-	refused := newTestProxy(t, "http://"+closedPort(t), Config{}, logs.logger())
+	p := newProxyVia(t, path, backend.URL, Config{}, logs.logger())
+	refused := newProxyVia(t, path, "http://"+closedPort(t), Config{}, logs.logger())
 
 	for _, tt := range []struct {
 		name        string
@@ -590,9 +616,6 @@ func TestAccessLog(t *testing.T) {
 					keyProto:      tt.wantProto,
 					"level":       "info",
 				}
-				if !tt.wantBodyOut {
-					want[keyBytesIn] = 0.0 // never read: the backend was not reached
-				}
 				for k, v := range want {
 					if line[k] != v {
 						t.Errorf("access log %s = %v (%T), want %v (%T)", k, line[k], line[k], v, v)
@@ -624,7 +647,7 @@ func TestHTTPSBackend(t *testing.T) {
 	defer backend.Close()
 	tlsCfg := backend.Client().Transport.(*http.Transport).TLSClientConfig
 
-	p := newTestProxy(t, backend.URL, Config{BackendTLS: tlsCfg}, zerolog.New(t.Output()))
+	p := newTestProxy(t, backend.URL, Config{BackendTLS: tlsCfg}, testLog(t))
 	front := startFront(t, p)
 	resp, body := do(t, clientFor(t, front, 1), newRequest(t, t.Context(), front, "POST", "/score", testCName, strings.NewReader("{}")), 1)
 	if resp.StatusCode != 200 || body != "scored" {
@@ -635,9 +658,11 @@ func TestHTTPSBackend(t *testing.T) {
 	}
 }
 
-func TestCloseKeepsProxyUsable(t *testing.T) {
+func TestCloseKeepsProxyUsable(t *testing.T) { forTransports(t, testCloseKeepsProxyUsable) }
+
+func testCloseKeepsProxyUsable(t *testing.T, path seamPath) {
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "Healthy") })
-	p := newTestProxy(t, backend.URL, Config{}, zerolog.New(t.Output()))
+	p := newProxyVia(t, path, backend.URL, Config{}, testLog(t))
 	front := startFront(t, p)
 	c := clientFor(t, front, 2)
 	for i := range 2 {
@@ -650,7 +675,7 @@ func TestCloseKeepsProxyUsable(t *testing.T) {
 }
 
 func TestConnectRefused(t *testing.T) {
-	p := newTestProxy(t, "http://127.0.0.1:1", Config{}, zerolog.New(t.Output()))
+	p := newTestProxy(t, "http://127.0.0.1:1", Config{}, testLog(t))
 	r := httptest.NewRequest("CONNECT", "/", nil)
 	r.Host = testCName + ":443"
 	w := httptest.NewRecorder()
@@ -663,7 +688,9 @@ func TestConnectRefused(t *testing.T) {
 
 // TestAbortedResponseLogged: a backend that breaks off mid-body makes the
 // proxy abort the client's response, and the access log says so.
-func TestAbortedResponseLogged(t *testing.T) {
+func TestAbortedResponseLogged(t *testing.T) { forTransports(t, testAbortedResponseLogged) }
+
+func testAbortedResponseLogged(t *testing.T, path seamPath) {
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		conn, bw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -675,7 +702,7 @@ func TestAbortedResponseLogged(t *testing.T) {
 		bw.Flush()
 	})
 	logs := newLogSink()
-	front := startFront(t, newTestProxy(t, backend.URL, Config{}, logs.logger()))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, logs.logger()))
 
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {

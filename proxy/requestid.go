@@ -14,21 +14,21 @@ const (
 	headerClientRequestID = "X-Ms-Client-Request-Id"
 )
 
-// maxRequestIDLen is the longest x-request-id or x-ms-client-request-id
-// accepted, as in the Azure ML inference server; longer gets 431.
+// maxRequestIDLen is the longest request id accepted, as in the Azure ML
+// inference server (HEADER_LIMIT); longer gets 431.
 const maxRequestIDLen = 100
 
-// Messages for 431, naming the header as the inference server does.
+// Messages for 431, the inference server's own.
 const (
-	msgRequestIDTooLong       = "x-request-id header longer than 100 characters"
-	msgClientRequestIDTooLong = "x-ms-client-request-id header longer than 100 characters"
+	msgRequestIDTooLong       = "x-request-id must not exceed 100 characters"
+	msgClientRequestIDTooLong = "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters"
 )
 
 // requestIDs are one request's ids.
 type requestIDs struct {
 	id       string // x-request-id: the client's, or generated
-	msID     string // x-ms-request-id: the client request id, or id
-	clientID string // x-ms-client-request-id as given, or ""
+	msID     string // x-ms-request-id: see readRequestIDs
+	clientID string // x-ms-client-request-id, or ""
 
 	// vals backs the header values that set stores, so that setting the
 	// ids on the backend request and on the response allocates nothing.
@@ -36,29 +36,49 @@ type requestIDs struct {
 	vals [3]string
 }
 
-// readRequestIDs derives the ids from h. status is 0, or 431 with msg when a
-// given id is too long; the ids are then usable for the error response (the
-// oversized value is not echoed).
+// readRequestIDs derives the ids from h exactly as the Azure ML inference
+// server's _init_headers does (routes.py):
+//
+//   - x-request-id is the client's, or a new UUID; over 100 characters is
+//     431;
+//   - a client-sent x-ms-request-id (the legacy client request id) is
+//     kept, and is also the client request id when x-ms-client-request-id
+//     is absent;
+//   - otherwise x-ms-request-id is x-ms-client-request-id if given, else
+//     x-request-id;
+//   - either of those two over 100 characters is 431.
+//
+// One difference: an x-request-id sent empty gets a new UUID (the server
+// would answer without one), since every scoregate log line and error body
+// carries the id.
+//
+// status is 0, or 431 with msg; the ids are then usable for the error
+// response, and no oversized value is among them.
 func readRequestIDs(h http.Header) (ids requestIDs, status int, msg string) {
 	ids.id = first(h, headerRequestID)
-	ids.clientID = first(h, headerClientRequestID)
 	if len(ids.id) > maxRequestIDLen {
 		ids.id = ""
 		status, msg = http.StatusRequestHeaderFieldsTooLarge, msgRequestIDTooLong
 	}
-	if len(ids.clientID) > maxRequestIDLen {
-		ids.clientID = ""
+	if ids.id == "" {
+		ids.id = newRequestID()
+	}
+	legacy, client := first(h, headerMSRequestID), first(h, headerClientRequestID)
+	switch {
+	case legacy != "" && client == "":
+		client = legacy
+	case legacy == "" && client != "":
+		legacy = client
+	case legacy == "":
+		legacy = ids.id
+	}
+	if len(legacy) > maxRequestIDLen || len(client) > maxRequestIDLen {
+		legacy, client = ids.id, ""
 		if status == 0 {
 			status, msg = http.StatusRequestHeaderFieldsTooLarge, msgClientRequestIDTooLong
 		}
 	}
-	if ids.id == "" {
-		ids.id = newRequestID()
-	}
-	ids.msID = ids.clientID
-	if ids.msID == "" {
-		ids.msID = ids.id
-	}
+	ids.msID, ids.clientID = legacy, client
 	ids.vals = [3]string{ids.id, ids.msID, ids.clientID}
 	return ids, status, msg
 }

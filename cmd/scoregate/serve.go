@@ -17,7 +17,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +41,7 @@ type serveConfig struct {
 	watch                                        bool
 
 	upstreamTimeout, dialTimeout           time.Duration
+	bodyReadTimeout                        time.Duration
 	readHeaderTimeout, idleTimeout         time.Duration
 	shutdownTimeout                        time.Duration
 	maxBodyBytes, maxHeaderBytes           byteSize
@@ -78,8 +78,9 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9090", "`address` for /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.httpListen, "http-listen", "", "optional plain-HTTP `address` that redirects (308) to https://<cname>")
 	fs.StringVar(&c.httpsPort, "https-port", "", "`port` that --http-listen redirects to (default: the port of --listen; set 443 behind a port-mapping load balancer)")
-	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 60*time.Second, "how long the backend may take to answer (504 after)")
-	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "how long connecting to the backend may take (502 after)")
+	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 60*time.Second, "how long the backend may take to send its response headers, counted from the end of the request (504 after)")
+	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "how long connecting to the backend may take (504 after; a refused connection is 502 at once)")
+	fs.DurationVar(&c.bodyReadTimeout, "body-read-timeout", 60*time.Second, "how long a client may leave its request body stalled, between two reads (408 after)")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take for the TLS handshake and the request headers")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive client connection stays open")
 	fs.DurationVar(&c.backendProbe, "backend-probe-interval", 5*time.Second, "how often the backend's health (GET /) is checked for /readyz")
@@ -159,7 +160,7 @@ func (c *serveConfig) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}, {"backend-probe-interval", c.backendProbe}} {
+	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"body-read-timeout", c.bodyReadTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}, {"backend-probe-interval", c.backendProbe}} {
 		if d.v <= 0 {
 			return usagef("--%s %s: want a positive duration such as 30s", d.name, d.v)
 		}
@@ -243,8 +244,6 @@ type server struct {
 	listeners  []listener // TLS first; shut down in this order
 	devBackend *listener  // the demo backend of --dev without --backend
 	devCAFile  string     // the CA of --dev's certificate
-
-	backendState atomic.Pointer[metrics.BackendInfo] // the last health check; nil before the first
 }
 
 // listener is one server of the process and the listener it serves.
@@ -344,6 +343,8 @@ func newServer(cfg serveConfig, stdout, stderr io.Writer) (_ *server, err error)
 		Backend:          backend,
 		UpstreamTimeout:  s.cfg.upstreamTimeout,
 		DialTimeout:      s.cfg.dialTimeout,
+		BodyReadTimeout:  s.cfg.bodyReadTimeout,
+		ProbeInterval:    s.cfg.backendProbe,
 		MaxBodyBytes:     int64(s.cfg.maxBodyBytes),
 		MaxIdleConns:     s.cfg.maxIdleConns,
 		Auth:             auth,
@@ -518,15 +519,14 @@ func (s *server) readiness(context.Context) metrics.Readiness {
 			rd.LastReload.Result, rd.LastReload.Error = metrics.ResultError, last.Err.Error()
 		}
 	}
-	rd.Backend = s.backendState.Load()
+	rd.Backend = s.proxy.BackendHealth()
 	switch {
 	case certReason != "":
 		rd.Reason = certReason
 	case rd.Certificate == nil:
 		rd.Reason = "no certificate loaded"
-	case rd.Backend == nil:
+	case rd.Backend.CheckedAt.IsZero():
 		rd.Reason = "backend not checked yet"
-		rd.Backend = &metrics.BackendInfo{URL: s.backend.String()}
 	case !rd.Backend.Ready:
 		rd.Reason = "backend not ready: " + rd.Backend.Error
 	default:
@@ -537,39 +537,6 @@ func (s *server) readiness(context.Context) metrics.Readiness {
 
 func certInfo(leaf *x509.Certificate, source string) *metrics.CertInfo {
 	return &metrics.CertInfo{Subject: leaf.Subject.String(), DNSNames: leaf.DNSNames, NotAfter: leaf.NotAfter, Source: source}
-}
-
-// probeBackend checks the backend's health every interval (and at once)
-// until ctx is done, for /readyz and scoregate_backend_ready.
-func (s *server) probeBackend(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, min(every, 5*time.Second))
-		status, err := s.proxy.ProbeBackend(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		st := &metrics.BackendInfo{URL: s.backend.String(), Ready: err == nil, Status: status, CheckedAt: time.Now()}
-		if err != nil {
-			st.Error = err.Error()
-		}
-		if prev := s.backendState.Load(); prev == nil || prev.Ready != st.Ready {
-			ev := s.log.Info()
-			if !st.Ready {
-				ev = s.log.Warn().Str("error", st.Error)
-			}
-			ev.Bool("ready", st.Ready).Msg("backend health changed")
-		}
-		s.backendState.Store(st)
-		s.metrics.BackendReady(st.Ready)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // run serves until ctx is done, then shuts down gracefully: listeners close
@@ -680,7 +647,7 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	wg.Go(func() { s.logRefusals(ctx, time.Minute) })
-	wg.Go(func() { s.probeBackend(ctx, s.cfg.backendProbe) })
+	wg.Go(func() { s.proxy.RunProbes(ctx) })
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

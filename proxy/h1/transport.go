@@ -1,0 +1,584 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultMaxIdleConns    = 256
+	DefaultIdleConnTimeout = 90 * time.Second
+)
+
+// SyncBodyLimit is the largest request body of known length that RoundTrip
+// writes together with the request head, on the caller's goroutine, before
+// it reads the response. Larger bodies, and bodies of unknown length,
+// stream from a goroutine of their own.
+const SyncBodyLimit = 32 << 10
+
+const (
+	tcpKeepAlive    = 30 * time.Second
+	max1xxResponses = 5 // as net/http.Transport
+	bufferSize      = 4 << 10
+)
+
+// Config configures a Transport. The zero value of every field but Addr
+// selects the default stated beside it.
+type Config struct {
+	// Addr is the backend's host:port. Required.
+	Addr string
+
+	// DialTimeout bounds connecting to Addr. If zero, 5s.
+	DialTimeout time.Duration
+
+	// ResponseHeaderTimeout is how long the backend may take, from the
+	// moment the whole request has been written, to send the response
+	// headers. If zero, there is no limit but the request's context.
+	ResponseHeaderTimeout time.Duration
+
+	// MaxIdleConns is how many idle keep-alive connections are kept for
+	// reuse. If zero, 256.
+	MaxIdleConns int
+
+	// IdleConnTimeout is how long a connection may sit idle in the pool
+	// before it is closed instead of reused. The pool drops such
+	// connections when it is next used; no goroutine sweeps it. If zero,
+	// 90s.
+	IdleConnTimeout time.Duration
+}
+
+// Transport is an http.RoundTripper for one plain-HTTP/1.1 backend. Create
+// it with New. It is safe for concurrent use. Call Close when done: it
+// closes the idle connections and waits for the body writers RoundTrip
+// started.
+type Transport struct {
+	addr           string
+	dialer         net.Dialer
+	headerTimeout  time.Duration
+	maxIdle        int
+	idleTimeout    time.Duration
+	writers        sync.WaitGroup // body writer goroutines
+	testHookDialed func()         // tests: called after each dial
+
+	mu   sync.Mutex
+	idle []*conn // a stack: the last one is the most recently used; idleSince grows with the index
+}
+
+// New validates cfg and returns a Transport.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("h1: Addr is required")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return nil, fmt.Errorf("h1: Addr %q: %w", cfg.Addr, err)
+	}
+	if cfg.DialTimeout < 0 || cfg.ResponseHeaderTimeout < 0 || cfg.IdleConnTimeout < 0 || cfg.MaxIdleConns < 0 {
+		return nil, errors.New("h1: timeouts and MaxIdleConns must not be negative")
+	}
+	t := &Transport{
+		addr:          cfg.Addr,
+		headerTimeout: cfg.ResponseHeaderTimeout,
+		maxIdle:       cfg.MaxIdleConns,
+		idleTimeout:   cfg.IdleConnTimeout,
+	}
+	t.dialer.Timeout = cfg.DialTimeout
+	if t.dialer.Timeout == 0 {
+		t.dialer.Timeout = DefaultDialTimeout
+	}
+	t.dialer.KeepAlive = tcpKeepAlive
+	if t.maxIdle == 0 {
+		t.maxIdle = DefaultMaxIdleConns
+	}
+	if t.idleTimeout == 0 {
+		t.idleTimeout = DefaultIdleConnTimeout
+	}
+	return t, nil
+}
+
+// Close closes the idle connections and waits for the body writers that
+// RoundTrip started to end. In-flight requests are not interrupted, but a
+// writer ends only when its request does: call Close after the last
+// RoundTrip and the last response body have been finished with. The
+// Transport stays usable.
+func (t *Transport) Close() {
+	t.CloseIdleConnections()
+	t.writers.Wait()
+}
+
+// CloseIdleConnections closes the connections in the idle pool.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
+
+// IdleConns reports how many connections the pool holds.
+func (t *Transport) IdleConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle)
+}
+
+// conn is one connection to the backend.
+type conn struct {
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	written   int64 // bytes the kernel accepted for the current request
+	idleSince time.Time
+	reused    bool // carried a request before the current one
+
+	// mu orders the read deadline between the response reader and a body
+	// writer: the writer arms ResponseHeaderTimeout when it finishes, unless
+	// the headers have arrived already.
+	mu          sync.Mutex
+	headersDone bool
+	canceled    bool // the caller left: the deadline in the past stays
+}
+
+// Write counts what the kernel accepted, so that a failed write can tell
+// whether anything of the request left.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	c.written += int64(n)
+	return n, err
+}
+
+// aLongTimeAgo is a deadline in the past: it ends blocked reads and writes.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// getConn returns a live idle connection unless fresh is set, or dials.
+func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
+	for !fresh {
+		c := t.popIdle()
+		if c == nil {
+			break
+		}
+		// The backend may have closed the connection while it sat idle
+		// (gunicorn's keep-alive is 2s): ask the kernel first, rather than
+		// find out by losing a request.
+		if c.br.Buffered() == 0 && !peerClosed(c.nc) {
+			c.reused = true
+			return c, nil
+		}
+		c.nc.Close()
+	}
+	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
+	if t.testHookDialed != nil {
+		t.testHookDialed()
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{nc: nc}
+	c.br = bufio.NewReaderSize(nc, bufferSize)
+	c.bw = bufio.NewWriterSize(c, bufferSize)
+	return c, nil
+}
+
+// popIdle takes the most recently used idle connection, after dropping
+// those idle for longer than the idle timeout.
+func (t *Transport) popIdle() *conn {
+	now := time.Now()
+	t.mu.Lock()
+	expired := t.expireLocked(now)
+	var c *conn
+	if n := len(t.idle); n > 0 {
+		c = t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+	}
+	t.mu.Unlock()
+	closeAll(expired)
+	return c
+}
+
+// putIdle returns c to the pool, or closes it when the pool is full.
+func (t *Transport) putIdle(c *conn) {
+	c.idleSince = time.Now()
+	t.mu.Lock()
+	expired := t.expireLocked(c.idleSince)
+	if len(t.idle) < t.maxIdle {
+		t.idle = append(t.idle, c)
+		c = nil
+	}
+	t.mu.Unlock()
+	closeAll(expired)
+	if c != nil {
+		c.nc.Close()
+	}
+}
+
+// expireLocked removes the connections idle past the timeout from the
+// bottom of the stack and returns them, to be closed outside the lock.
+func (t *Transport) expireLocked(now time.Time) []*conn {
+	n := 0
+	for n < len(t.idle) && now.Sub(t.idle[n].idleSince) > t.idleTimeout {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	expired := append([]*conn(nil), t.idle[:n]...)
+	rest := copy(t.idle, t.idle[n:])
+	clear(t.idle[rest:])
+	t.idle = t.idle[:rest]
+	return expired
+}
+
+func closeAll(cs []*conn) {
+	for _, c := range cs {
+		c.nc.Close()
+	}
+}
+
+// RoundTrip sends req to the backend and returns its response. The response
+// body hands the connection back to the pool once read to EOF, and closes
+// it if closed earlier or broken. RoundTrip closes req.Body.
+//
+// An interim 1xx response other than 100 Continue is passed to the
+// request's httptrace.ClientTrace Got1xxResponse, if any (ReverseProxy
+// relays them that way); 101 Switching Protocols is an error: protocol
+// upgrades are not supported.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.Do(req, nil)
+}
+
+// Do is RoundTrip, except that when got1xx is not nil, the interim
+// responses go to it rather than to the request's httptrace.ClientTrace:
+// a caller that relays them need not make a new context per request.
+func (t *Transport) Do(req *http.Request, got1xx func(code int, header http.Header) error) (*http.Response, error) {
+	if err := checkRequest(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	body := req.Body
+	if body == http.NoBody {
+		body = nil
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err, retry := t.roundTrip(req, body, attempt > 0, got1xx)
+		if err == nil {
+			return resp, nil
+		}
+		if body != nil && body != req.Body {
+			body.Close() // one from GetBody
+		}
+		if !retry || attempt > 0 || req.Context().Err() != nil {
+			closeBody(req)
+			return nil, err
+		}
+		if body != nil {
+			if body, err = req.GetBody(); err != nil {
+				closeBody(req)
+				return nil, fmt.Errorf("h1: GetBody: %w", err)
+			}
+		}
+	}
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// roundTrip is one attempt. retry reports that the attempt failed on a
+// reused connection in a way that allows another on a new one.
+func (t *Transport) roundTrip(req *http.Request, body io.ReadCloser, fresh bool, got1xx func(int, http.Header) error) (_ *http.Response, err error, retry bool) {
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err, false
+	}
+	c, err := t.getConn(ctx, fresh)
+	if err != nil {
+		return nil, err, false
+	}
+	c.written = 0
+	c.mu.Lock()
+	c.headersDone, c.canceled = false, false
+	c.mu.Unlock()
+	// A caller that gives up unblocks every wait on c.
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.canceled = true
+		c.nc.SetDeadline(aLongTimeAgo)
+		c.mu.Unlock()
+	})
+	fail := func(err error) (*http.Response, error, bool) {
+		stop()
+		c.nc.Close()
+		// A caller that left is the cause of whatever failed on c; a
+		// request body that failed is its own cause.
+		var be *BodyReadError
+		if cerr := ctx.Err(); cerr != nil && !errors.As(err, &be) {
+			return nil, cerr, false
+		}
+		return nil, err, false
+	}
+	// Only a request whose body is absent or can be had again may go out
+	// once more.
+	renewable := body == nil || req.GetBody != nil
+
+	length := req.ContentLength
+	if body != nil && length == 0 {
+		length = -1 // a body with ContentLength 0 is of unknown length (http.Request)
+	}
+	sync := body == nil || (length >= 0 && length <= SyncBodyLimit)
+	writeHead(c.bw, req, body != nil, length)
+	var w *writer
+	if sync {
+		err := copyBody(c.bw, body, length)
+		var be *BodyReadError
+		if errors.As(err, &be) {
+			return fail(err)
+		}
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		if err != nil {
+			out, err, _ := fail(fmt.Errorf("h1: writing the request: %w", err))
+			return out, err, c.reused && renewable && (c.written == 0 || replayable(req))
+		}
+		if body != nil {
+			body.Close() // written whole, as net/http's transport closes it
+		}
+		t.armHeaderTimeout(ctx, c)
+	} else {
+		if err := c.bw.Flush(); err != nil {
+			out, err, _ := fail(fmt.Errorf("h1: writing the request head: %w", err))
+			return out, err, c.reused && renewable && c.written == 0
+		}
+		// The body streams on while the response is awaited: a backend
+		// may answer before it has read the whole body.
+		w = &writer{done: make(chan struct{})}
+		t.writers.Go(func() { t.writeBody(ctx, c, w, body, length, req.Trailer) })
+	}
+
+	// The first byte apart: EOF before it means the backend closed the
+	// connection without answering.
+	if _, err := c.br.Peek(1); err != nil {
+		if w != nil {
+			// A writer whose body failed closed c: that is the cause.
+			// One still at work ends on its own: c is closed below,
+			// and RoundTrip closes the request body.
+			if werr := w.failed(); werr != nil {
+				return fail(werr)
+			}
+		}
+		out, err, _ := fail(fmt.Errorf("h1: reading the response: %w", err))
+		return out, err, c.reused && w == nil && renewable && deadConn(err) && replayable(req)
+	}
+	resp, err := t.readResponse(c, req, got1xx)
+	if err != nil {
+		if w != nil && w.failed() != nil {
+			err = w.failed()
+		}
+		return fail(err)
+	}
+	c.mu.Lock()
+	c.headersDone = true
+	if !c.canceled {
+		c.nc.SetReadDeadline(time.Time{}) // the body may take as long as it needs
+	}
+	c.mu.Unlock()
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
+
+	b := &respBody{rc: resp.Body, t: t, c: c, w: w, stop: stop, reusable: !resp.Close && !req.Close}
+	if resp.Body == http.NoBody {
+		b.release(true)
+		return resp, nil, false
+	}
+	resp.Body = b
+	return resp, nil, false
+}
+
+// armHeaderTimeout starts the response header clock once the request is
+// written, unless the headers are already here or the caller has left (its
+// deadline in the past must not be overwritten).
+func (t *Transport) armHeaderTimeout(ctx context.Context, c *conn) {
+	if t.headerTimeout <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.headersDone || c.canceled {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(t.headerTimeout))
+}
+
+// readResponse reads the final response, passing 1xx ones to got1xx or,
+// if it is nil, to the request's trace.
+func (t *Transport) readResponse(c *conn, req *http.Request, got1xx func(int, http.Header) error) (*http.Response, error) {
+	if got1xx == nil {
+		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
+			got1xx = func(code int, h http.Header) error { return trace.Got1xxResponse(code, textproto.MIMEHeader(h)) }
+		}
+	}
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, fmt.Errorf("h1: reading the response: %w", err)
+		}
+		code := resp.StatusCode
+		if code >= 200 {
+			return resp, nil
+		}
+		if code == http.StatusSwitchingProtocols {
+			return nil, errors.New("h1: the backend switched protocols; upgrades are not supported")
+		}
+		if n == max1xxResponses {
+			return nil, errors.New("h1: too many 1xx responses")
+		}
+		if code != http.StatusContinue && got1xx != nil {
+			if err := got1xx(code, resp.Header); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// deadConn reports whether a read error says the backend closed the
+// connection before answering: EOF before the first byte, or a reset.
+func deadConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// replayable reports whether req may be sent again after it may have
+// reached the backend, as net/http.Transport decides: an idempotent method
+// or an idempotency key, and a body that can be had again.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+// respBody is the response body handed to the caller: it returns the
+// connection to the pool at EOF. It is not safe for concurrent use, as
+// response bodies are not.
+type respBody struct {
+	rc       io.ReadCloser
+	t        *Transport
+	c        *conn
+	w        *writer // nil: the request body was written before the response
+	stop     func() bool
+	reusable bool
+	done     bool
+	eof      bool // read to its end
+}
+
+func (b *respBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF // as often as asked, as net/http's bodies do
+	}
+	if b.done {
+		return 0, errors.New("h1: read on a closed response body")
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+		b.release(true)
+	case err != nil:
+		b.release(false)
+		err = fmt.Errorf("h1: reading the response body: %w", err)
+	}
+	return n, err
+}
+
+// Close closes the connection unless the body was read to its end.
+func (b *respBody) Close() error {
+	if !b.done {
+		b.release(false)
+	}
+	return nil
+}
+
+// release ends the exchange: the connection goes back to the pool if the
+// whole response was read, the whole request written, and nobody
+// canceled; otherwise it is closed, which also ends a body writer that is
+// still at work.
+func (b *respBody) release(complete bool) {
+	b.done = true
+	ok := complete && b.reusable
+	if b.w != nil {
+		select {
+		case <-b.w.done:
+			ok = ok && b.w.err == nil
+		default:
+			ok = false // answered before the whole body was sent
+		}
+	}
+	if b.stop() && ok {
+		b.t.putIdle(b.c)
+		return
+	}
+	b.c.nc.Close()
+}
+
+// writer is one request body being written by its own goroutine.
+type writer struct {
+	done chan struct{} // closed when the writer has ended
+	err  error         // valid once done is closed
+}
+
+// failed returns the writer's error if it has ended, else nil.
+func (w *writer) failed() error {
+	select {
+	case <-w.done:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+// writeBody streams body to c and flushes; then it arms the response header
+// clock. If the body fails, the connection is closed, which ends the wait
+// for a response the backend cannot give.
+func (t *Transport) writeBody(ctx context.Context, c *conn, w *writer, body io.ReadCloser, length int64, trailer http.Header) {
+	err := copyBody(c.bw, body, length)
+	body.Close()
+	if err == nil && length < 0 {
+		err = writeTrailer(c.bw, trailer)
+	}
+	if err == nil {
+		if err = c.bw.Flush(); err != nil {
+			err = fmt.Errorf("h1: writing the request body: %w", err)
+		}
+	}
+	if err == nil {
+		// Before done: once done, c may be back in the pool.
+		t.armHeaderTimeout(ctx, c)
+	}
+	w.err = err
+	close(w.done)
+	if err != nil {
+		c.nc.Close()
+	}
+}
