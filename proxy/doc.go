@@ -4,21 +4,55 @@
 //
 // In order, a [Proxy] checks the Host (HTTP/1.1 Host or HTTP/2 :authority)
 // against the configured cname with [CheckHost] and answers 400 or 421
-// before anything else; assigns request ids the way the Azure ML inference
-// server does (x-request-id, x-ms-request-id, x-ms-client-request-id);
-// enforces the request body limit; forwards the request to the single
-// backend, streaming bodies in both directions; maps every failure to 413,
-// 499, 502 or 504 in one place; and writes one access log line per request
-// with zerolog.
+// before anything else; assigns request ids exactly as the Azure ML
+// inference server does (x-request-id, x-ms-request-id,
+// x-ms-client-request-id; see readRequestIDs); checks the bearer key;
+// refuses a method that is not a token or a query with control characters
+// (400); enforces the request body limit (413); reads the body ahead (see
+// below); forwards the request to the backend, streaming bodies in both
+// directions; maps every failure to 400, 408, 413, 499, 502 or 504 in one
+// place (errorStatus); and writes one access log line per request with
+// zerolog.
 //
-// Forwarding to a plain-HTTP backend (the scoring container on the same
-// node) takes a direct path of its own (forward.go): the handler writes the
-// request to a pooled keep-alive connection and reads the answer itself,
-// which costs a fraction of http.Transport's per-request work (see the
-// comment there for the measurements). HTTPS backends, backends with a path
-// prefix and protocol upgrades go through a [net/http/httputil.ReverseProxy]
-// over a tuned [net/http.Transport]. Both paths apply the same header rules;
-// trailers from the backend are not forwarded by the direct path.
+// # The backend seam
+//
+// A request reaches the backend through one of two implementations of one
+// seam (forward.go says which takes what, and why):
+//
+//   - the direct path: the handler builds the backend's request into the
+//     request's state and hands it to [h1.Transport], scoregate's own
+//     goroutine-free HTTP/1.1 client, then copies the answer itself. It
+//     serves plain-HTTP backends, which is what a scoring container on
+//     the same node is;
+//   - [net/http/httputil.ReverseProxy], over h1 for a plain-HTTP backend
+//     with a path prefix, and over [net/http.Transport] for https backends
+//     (HTTP/2 where offered) and protocol upgrades.
+//
+// Both build the backend's request with one function (outHeader: hop-by-hop
+// headers and those Connection names removed, the client's Forwarded and
+// X-Forwarded-* replaced by scoregate's, Authorization withheld when keys
+// are on, the request ids set) and one query escaper, so that the request
+// line sent is one request line. Both relay 1xx responses and trailers,
+// and both are covered by the same behaviour tests.
+//
+// A request reaches the model at most once: h1 sends a request again only
+// as net/http does (nothing of it written, or an idempotent method or
+// idempotency key with a body that can be had again), and checks every
+// idle connection before reuse, so that a backend's keep-alive timeout
+// fails no request.
+//
+// Client input is the client's fault. A body of known length up to 32 KiB
+// is read whole before a backend connection is taken; a larger one, or one
+// of unknown length, streams once its first bytes have arrived. Each read
+// of the body has BodyReadTimeout; a stalled body is 408, a malformed or
+// truncated one 400, and neither counts as a backend error. The upstream
+// timeout runs from the end of the request to the response headers, on
+// every path. When ServeHTTP returns, nothing reads the client's body any
+// more (a body writer still waiting for it is ended), and [Proxy.Close]
+// joins the goroutines the backend client started.
+//
+// [Proxy.RunProbes] checks the backend's health (GET /) for the caller's
+// readiness endpoint; [Proxy.BackendHealth] gives the last result.
 //
 // Every error body, from this package or its callers, is written by
 // [WriteError] as {"error":"…","request_id":"…"}. [Redirect] is the handler

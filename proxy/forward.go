@@ -152,7 +152,23 @@ func (p *Proxy) prepareOut(st *reqState, r *http.Request) *http.Request {
 // trailers copied. A failure before the response goes to failed; a
 // failure while copying the body aborts the response (http.ErrAbortHandler),
 // so that the client sees it cut off rather than complete.
+//
+// Sending and answering are functions of their own so that the frames on
+// the stack while h1 reads the response stay small: an HTTP/2 handler
+// runs on a fresh goroutine, whose stack would otherwise be copied to a
+// larger one on every request (measured: 6 % of the CPU under h2load).
 func (p *Proxy) forward(st *reqState, w http.ResponseWriter, r *http.Request) {
+	resp, err := p.send(st, w, r)
+	st.upstream = time.Since(st.upstreamStart)
+	if err != nil {
+		p.failed(w, r, st, err)
+		return
+	}
+	p.respond(st, w, r, resp)
+}
+
+// send builds the backend's header for st.out and hands it to h1.
+func (p *Proxy) send(st *reqState, w http.ResponseWriter, r *http.Request) (*http.Response, error) {
 	out := &st.out
 	out.Header = headerPool.Get().(http.Header)
 	p.outHeader(out.Header, r, st)
@@ -167,13 +183,12 @@ func (p *Proxy) forward(st *reqState, w http.ResponseWriter, r *http.Request) {
 	clear(out.Header)
 	headerPool.Put(out.Header)
 	out.Header = nil
-	st.upstream = time.Since(st.upstreamStart)
-	if err != nil {
-		p.failed(w, r, st, err)
-		return
-	}
-	defer resp.Body.Close()
+	return resp, err
+}
 
+// respond copies the backend's response to w.
+func (p *Proxy) respond(st *reqState, w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	defer resp.Body.Close()
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	st.ids.set(h) // ours replace any the backend sent

@@ -2,9 +2,7 @@ package proxy
 
 import (
 	"bytes"
-	"io"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -63,22 +61,6 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap returns the server's ResponseWriter for http.ResponseController.
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// countingBody counts the request body bytes read. The transport reads the
-// body on its own goroutine, which can outlive the handler (ReverseProxy
-// says so), hence the atomic.
-type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.n.Add(int64(n))
-	return n, err
-}
-
-func (b *countingBody) Close() error { return b.rc.Close() }
 
 // logAccess writes the access log line of one request. It runs deferred,
 // so it also logs a request whose response was aborted mid-stream

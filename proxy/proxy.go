@@ -80,10 +80,10 @@ type Config struct {
 	DialTimeout time.Duration
 
 	// BodyReadTimeout is how long the client may leave the request body
-	// stalled: every read of it must bring data within about this long
-	// (at least three quarters of it), or the request gets 408 and is not
-	// counted as a backend error. It is not a limit on the whole upload. If
-	// zero, 60s (nginx's client_body_timeout).
+	// stalled: every read of it must bring data within this long, or the
+	// request gets 408 and is not counted as a backend error. It is not a
+	// limit on the whole upload. If zero, 60s (nginx's
+	// client_body_timeout).
 	BodyReadTimeout time.Duration
 
 	// MaxBodyBytes limits the request body; a larger body gets 413. If
@@ -297,10 +297,11 @@ func (p *Proxy) Close() {
 type reqState struct {
 	rec           statusRecorder
 	body          clientBody
-	whole         bytesBody             // the body, when it was read whole before forwarding
-	prefixed      prefixedBody          // the body, when only its first bytes were
-	buf           *[copyBufferSize]byte // holds the body read ahead; back to the pool at the end if set
-	out           http.Request          // the direct path's request to the backend
+	ctl           http.ResponseController // the body's
+	whole         bytesBody               // the body, when it was read whole before forwarding
+	prefixed      prefixedBody            // the body, when only its first bytes were
+	buf           *[copyBufferSize]byte   // holds the body read ahead; back to the pool at the end if set
+	out           http.Request            // the direct path's request to the backend
 	outURL        url.URL
 	forwarded     [2]string // backs X-Forwarded-For and -Host (see outHeader)
 	ids           requestIDs
@@ -430,7 +431,8 @@ func (p *Proxy) readAhead(st *reqState, w http.ResponseWriter, r, out *http.Requ
 		// that net/http closes the connection after the 413.
 		rc = http.MaxBytesReader(w, r.Body, p.maxBodyBytes)
 	}
-	st.body.init(r, rc, http.NewResponseController(w), p.bodyReadTimeout)
+	st.ctl = *http.NewResponseController(w) // a copy in st: one allocation less
+	st.body.init(r, rc, &st.ctl, p.bodyReadTimeout)
 	st.buf = p.buffers.pool.Get().(*[copyBufferSize]byte)
 	buf := st.buf[:]
 	var n int

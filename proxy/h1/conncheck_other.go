@@ -4,6 +4,12 @@ package h1
 
 import "net"
 
-// peerClosed cannot check without blocking here; a dead connection shows
-// when the request is sent.
+// peeker cannot check without blocking here; a dead connection shows when
+// the request is sent.
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return &peeker{} }
+
+func (*peeker) peerClosed() bool { return false }
+
 func peerClosed(net.Conn) bool { return false }

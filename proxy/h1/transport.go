@@ -138,6 +138,7 @@ func (t *Transport) IdleConns() int {
 // conn is one connection to the backend.
 type conn struct {
 	nc        net.Conn
+	peek      *peeker
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	written   int64 // bytes the kernel accepted for the current request
@@ -173,7 +174,7 @@ func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
 		// The backend may have closed the connection while it sat idle
 		// (gunicorn's keep-alive is 2s): ask the kernel first, rather than
 		// find out by losing a request.
-		if c.br.Buffered() == 0 && !peerClosed(c.nc) {
+		if c.br.Buffered() == 0 && !c.peek.peerClosed() {
 			c.reused = true
 			return c, nil
 		}
@@ -186,7 +187,7 @@ func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc}
+	c := &conn{nc: nc, peek: newPeeker(nc)}
 	c.br = bufio.NewReaderSize(nc, bufferSize)
 	c.bw = bufio.NewWriterSize(c, bufferSize)
 	return c, nil
@@ -301,6 +302,10 @@ func closeBody(req *http.Request) {
 
 // roundTrip is one attempt. retry reports that the attempt failed on a
 // reused connection in a way that allows another on a new one.
+//
+// Its state lives in the response body it will return (x), so that the
+// frames on the caller's stack stay small: HTTP/2 handlers run on fresh
+// goroutines, and a deeper stack here costs a stack copy per request.
 func (t *Transport) roundTrip(req *http.Request, body io.ReadCloser, fresh bool, got1xx func(int, http.Header) error) (_ *http.Response, err error, retry bool) {
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
@@ -310,87 +315,118 @@ func (t *Transport) roundTrip(req *http.Request, body io.ReadCloser, fresh bool,
 	if err != nil {
 		return nil, err, false
 	}
+	x := &respBody{t: t, c: c, ctx: ctx}
+	x.start()
+	if retry, err := x.send(req, body); err != nil {
+		return nil, x.fail(err), retry
+	}
+	resp, retry, err := x.receive(req, got1xx)
+	if err != nil {
+		return nil, x.fail(err), retry
+	}
+	return resp, nil, false
+}
+
+// start readies c for the exchange: a caller that gives up unblocks every
+// wait on c.
+func (x *respBody) start() {
+	c := x.c
 	c.written = 0
 	c.mu.Lock()
 	c.headersDone, c.canceled = false, false
 	c.mu.Unlock()
-	// A caller that gives up unblocks every wait on c.
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.canceled = true
-		c.nc.SetDeadline(aLongTimeAgo)
-		c.mu.Unlock()
-	})
-	fail := func(err error) (*http.Response, error, bool) {
-		stop()
-		c.nc.Close()
-		// A caller that left is the cause of whatever failed on c; a
-		// request body that failed is its own cause.
-		var be *BodyReadError
-		if cerr := ctx.Err(); cerr != nil && !errors.As(err, &be) {
-			return nil, cerr, false
-		}
-		return nil, err, false
+	x.stop = context.AfterFunc(x.ctx, x.cancel)
+}
+
+// cancel runs when the caller's context is done.
+func (x *respBody) cancel() {
+	c := x.c
+	c.mu.Lock()
+	c.canceled = true
+	c.nc.SetDeadline(aLongTimeAgo)
+	c.mu.Unlock()
+}
+
+// fail ends a failed exchange and returns the error to report: a caller
+// that left is the cause of whatever failed on c; a request body that
+// failed is its own cause.
+func (x *respBody) fail(err error) error {
+	x.stop()
+	x.c.nc.Close()
+	var be *BodyReadError
+	if cerr := x.ctx.Err(); cerr != nil && !errors.As(err, &be) {
+		return cerr
 	}
+	return err
+}
+
+// send writes the request: whole, or its head, leaving the body to a
+// writer goroutine (x.w). retry reports whether a failure allows another
+// attempt.
+func (x *respBody) send(req *http.Request, body io.ReadCloser) (retry bool, err error) {
+	c := x.c
 	// Only a request whose body is absent or can be had again may go out
 	// once more.
 	renewable := body == nil || req.GetBody != nil
-
 	length := req.ContentLength
 	if body != nil && length == 0 {
 		length = -1 // a body with ContentLength 0 is of unknown length (http.Request)
 	}
-	sync := body == nil || (length >= 0 && length <= SyncBodyLimit)
 	writeHead(c.bw, req, body != nil, length)
-	var w *writer
-	if sync {
-		err := copyBody(c.bw, body, length)
-		var be *BodyReadError
-		if errors.As(err, &be) {
-			return fail(err)
-		}
-		if err == nil {
-			err = c.bw.Flush()
-		}
-		if err != nil {
-			out, err, _ := fail(fmt.Errorf("h1: writing the request: %w", err))
-			return out, err, c.reused && renewable && (c.written == 0 || replayable(req))
-		}
-		if body != nil {
-			body.Close() // written whole, as net/http's transport closes it
-		}
-		t.armHeaderTimeout(ctx, c)
-	} else {
+	if body != nil && (length < 0 || length > SyncBodyLimit) {
 		if err := c.bw.Flush(); err != nil {
-			out, err, _ := fail(fmt.Errorf("h1: writing the request head: %w", err))
-			return out, err, c.reused && renewable && c.written == 0
+			return c.reused && renewable && c.written == 0, fmt.Errorf("h1: writing the request head: %w", err)
 		}
 		// The body streams on while the response is awaited: a backend
 		// may answer before it has read the whole body.
-		w = &writer{done: make(chan struct{})}
-		t.writers.Go(func() { t.writeBody(ctx, c, w, body, length, req.Trailer) })
+		w := &writer{done: make(chan struct{})}
+		x.w = w
+		ctx, t, trailer := x.ctx, x.t, req.Trailer
+		t.writers.Go(func() { t.writeBody(ctx, c, w, body, length, trailer) })
+		return false, nil
 	}
+	err = copyBody(c.bw, body, length)
+	var be *BodyReadError
+	if errors.As(err, &be) {
+		return false, err
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		return c.reused && renewable && (c.written == 0 || replayable(req)), fmt.Errorf("h1: writing the request: %w", err)
+	}
+	if body != nil {
+		body.Close() // written whole, as net/http's transport closes it
+	}
+	x.t.armHeaderTimeout(x.ctx, c)
+	return false, nil
+}
 
+// receive reads the response headers and gives the response its body.
+func (x *respBody) receive(req *http.Request, got1xx func(int, http.Header) error) (_ *http.Response, retry bool, err error) {
+	c, w := x.c, x.w
 	// The first byte apart: EOF before it means the backend closed the
 	// connection without answering.
 	if _, err := c.br.Peek(1); err != nil {
 		if w != nil {
 			// A writer whose body failed closed c: that is the cause.
-			// One still at work ends on its own: c is closed below,
-			// and RoundTrip closes the request body.
+			// One still at work ends on its own: c is closed, and
+			// RoundTrip closes the request body.
 			if werr := w.failed(); werr != nil {
-				return fail(werr)
+				return nil, false, werr
 			}
 		}
-		out, err, _ := fail(fmt.Errorf("h1: reading the response: %w", err))
-		return out, err, c.reused && w == nil && renewable && deadConn(err) && replayable(req)
+		retry = c.reused && w == nil && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil) &&
+			deadConn(err) && replayable(req)
+		return nil, retry, fmt.Errorf("h1: reading the response: %w", err)
 	}
-	resp, err := t.readResponse(c, req, got1xx)
+	resp, err := x.t.readResponse(c, req, got1xx)
 	if err != nil {
 		if w != nil && w.failed() != nil {
 			err = w.failed()
 		}
-		return fail(err)
+		return nil, false, err
 	}
 	c.mu.Lock()
 	c.headersDone = true
@@ -398,17 +434,17 @@ func (t *Transport) roundTrip(req *http.Request, body io.ReadCloser, fresh bool,
 		c.nc.SetReadDeadline(time.Time{}) // the body may take as long as it needs
 	}
 	c.mu.Unlock()
-	if ctx.Err() != nil {
-		return fail(ctx.Err())
+	if err := x.ctx.Err(); err != nil {
+		return nil, false, err
 	}
-
-	b := &respBody{rc: resp.Body, t: t, c: c, w: w, stop: stop, reusable: !resp.Close && !req.Close}
+	x.rc = resp.Body
+	x.reusable = !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
-		b.release(true)
-		return resp, nil, false
+		x.release(true)
+		return resp, false, nil
 	}
-	resp.Body = b
-	return resp, nil, false
+	resp.Body = x
+	return resp, false, nil
 }
 
 // armHeaderTimeout starts the response header clock once the request is
@@ -479,13 +515,15 @@ func replayable(req *http.Request) bool {
 	return key || xkey
 }
 
-// respBody is the response body handed to the caller: it returns the
+// respBody is one exchange on a connection and, once the response headers
+// are in, the response body handed to the caller: it returns the
 // connection to the pool at EOF. It is not safe for concurrent use, as
 // response bodies are not.
 type respBody struct {
 	rc       io.ReadCloser
 	t        *Transport
 	c        *conn
+	ctx      context.Context
 	w        *writer // nil: the request body was written before the response
 	stop     func() bool
 	reusable bool

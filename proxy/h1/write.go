@@ -148,17 +148,6 @@ func writeField(bw *bufio.Writer, k, v string) {
 	bw.WriteString("\r\n")
 }
 
-// bodyReader marks the errors of the request body as BodyReadErrors.
-type bodyReader struct{ r io.Reader }
-
-func (b bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &BodyReadError{err}
-	}
-	return n, err
-}
-
 // chunkBuffers are the read buffers of chunked bodies.
 var chunkBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
@@ -170,11 +159,26 @@ func copyBody(bw *bufio.Writer, body io.Reader, length int64) error {
 		return nil
 	}
 	if length >= 0 {
-		n, err := io.Copy(bw, io.LimitReader(bodyReader{body}, length))
-		if err == nil && n < length {
-			err = &BodyReadError{ErrBodyTooShort}
+		// Straight into bw's buffer: no copy buffer, no allocation.
+		for left := length; left > 0; {
+			if bw.Available() == 0 {
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+			}
+			buf := bw.AvailableBuffer()
+			buf = buf[:min(int64(cap(buf)), left)]
+			n, err := body.Read(buf)
+			bw.Write(buf[:n])
+			left -= int64(n)
+			switch {
+			case err == io.EOF && left > 0:
+				return &BodyReadError{ErrBodyTooShort}
+			case err != nil && err != io.EOF:
+				return &BodyReadError{err}
+			}
 		}
-		return err
+		return nil
 	}
 	buf := chunkBuffers.Get().(*[32 << 10]byte)
 	defer chunkBuffers.Put(buf)
