@@ -28,7 +28,6 @@ const (
 	keyCA        = "ca"
 	keyStorage   = "storage"
 	keyRenewal   = "renewal"
-	keyFailures  = "failures"
 	keyReason    = "reason"
 	keyCertmagic = "certmagic"
 )
@@ -57,8 +56,10 @@ type ACMEConfig struct {
 	// certmagic's storage locks make exactly one of them order a
 	// certificate, or renew it, while the others wait and load the result.
 	Storage string
-	// AllowMissingSNI serves clients that send no server name. If false,
-	// they are refused with an unrecognized_name alert.
+	// AllowMissingSNI makes the cname's certificate the one served to
+	// clients that send no server name (certmagic's DefaultServerName).
+	// Whether they are served at all is the SNIPolicy's decision, given to
+	// ServerTLSConfig.
 	AllowMissingSNI bool
 	// HTTPAddr is the address the HTTP listener serving
 	// HTTPChallengeHandler is bound to, such as ":80" or
@@ -82,16 +83,19 @@ type ACMEConfig struct {
 	// renewal. If zero, certmagic's default (10 minutes).
 	RenewCheckInterval time.Duration
 
-	// Metrics records orders, renewals, failures, handshakes and the
-	// certificate's expiry; it may be nil.
+	// Metrics records orders, renewals, failures and the certificate's
+	// expiry; it may be nil. (Handshakes are recorded by ServerTLSConfig's
+	// metrics.)
 	Metrics *metrics.Metrics
 }
 
 // ACME obtains and renews the certificate for one name with ACME, using
 // certmagic built explicitly (certmagic.NewCache, certmagic.New,
 // certmagic.NewACMEIssuer; none of certmagic's package-level defaults are
-// modified), and serves it to crypto/tls through the same SNIPolicy as
-// Source. Its methods are safe for concurrent use.
+// modified), and serves it to crypto/tls through ServerTLSConfig, which
+// applies the SNI policy as it does for a Source. Its methods are safe for
+// concurrent use. Orders, renewals and failures are counted in the metrics
+// only.
 //
 // NewACME starts certmagic's maintenance goroutine; whoever called NewACME
 // must call Stop once, after the servers using the ACME have shut down.
@@ -99,7 +103,6 @@ type ACME struct {
 	cname   string // normalized: lowercase, no trailing dot
 	ca      string
 	tlsALPN bool
-	sni     sniGate
 	metrics *metrics.Metrics
 	log     zerolog.Logger
 	cache   *certmagic.Cache
@@ -115,10 +118,8 @@ type ACME struct {
 	started bool
 	stopped bool
 	cancel  context.CancelFunc // from Start; nil before
-	reason  string             // why there is no certificate, for Ready
+	reason  string             // why there is no certificate, for Status
 	lastErr error              // the last failed order, if any
-
-	orders, issued, renewals, failures, pending atomic.Uint64
 }
 
 // NewACME validates cfg and builds the certmagic cache, config and ACME
@@ -129,40 +130,39 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 	cname := normalizeName(cfg.CName)
 	switch {
 	case cname == "":
-		return nil, errors.New("certs: ACMEConfig.CName is required")
+		return nil, &ConfigError{Field: "CName", Err: errRequired}
 	case strings.Contains(cname, "*"):
-		return nil, fmt.Errorf("certs: ACMEConfig.CName %q: wildcard names need the DNS-01 challenge, which scoregate does not do", cfg.CName)
+		return nil, &ConfigError{Field: "CName", Value: cfg.CName, Err: errors.New("wildcard names need the DNS-01 challenge, which scoregate does not do")}
 	case net.ParseIP(cname) != nil:
-		return nil, fmt.Errorf("certs: ACMEConfig.CName %q: an IP address, not a DNS name", cfg.CName)
+		return nil, &ConfigError{Field: "CName", Value: cfg.CName, Err: errors.New("an IP address, not a DNS name")}
 	case cfg.Storage == "":
-		return nil, errors.New("certs: ACMEConfig.Storage is required")
+		return nil, &ConfigError{Field: "Storage", Err: errRequired}
 	case cfg.HTTPAddr == "" && cfg.TLSAddr == "":
-		return nil, errors.New("certs: ACMEConfig needs HTTPAddr, TLSAddr or both: no ACME challenge can be answered")
+		return nil, &ConfigError{Field: "HTTPAddr", Err: errors.New("HTTPAddr, TLSAddr or both are needed: no ACME challenge can be answered")}
 	case cfg.RenewalWindowRatio < 0 || cfg.RenewalWindowRatio >= 1:
-		return nil, fmt.Errorf("certs: ACMEConfig.RenewalWindowRatio %v: must be in [0, 1)", cfg.RenewalWindowRatio)
+		return nil, &ConfigError{Field: "RenewalWindowRatio", Value: fmt.Sprint(cfg.RenewalWindowRatio), Err: errors.New("must be in [0, 1)")}
 	case cfg.RenewCheckInterval < 0:
-		return nil, fmt.Errorf("certs: ACMEConfig.RenewCheckInterval %v: must not be negative", cfg.RenewCheckInterval)
+		return nil, &ConfigError{Field: "RenewCheckInterval", Value: cfg.RenewCheckInterval.String(), Err: errors.New("must not be negative")}
 	}
 	ca := cfg.CA
 	if ca == "" {
 		ca = certmagic.LetsEncryptProductionCA
 	}
 	if u, err := url.Parse(ca); err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("certs: ACMEConfig.CA %q: not an https:// directory URL", ca)
+		return nil, &ConfigError{Field: "CA", Value: ca, Err: errors.New("not an https:// directory URL")}
 	}
 	host, httpPort, tlsPort, err := challengeAddrs(cfg.HTTPAddr, cfg.TLSAddr)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Storage, 0o700); err != nil {
-		return nil, fmt.Errorf("certs: ACMEConfig.Storage: %w", err)
+		return nil, &ConfigError{Field: "Storage", Err: err}
 	}
 
 	a := &ACME{
 		cname:   cname,
 		ca:      ca,
 		tlsALPN: cfg.TLSAddr != "",
-		sni:     sniGate{policy: SNIPolicy{CName: cname, AllowMissingSNI: cfg.AllowMissingSNI}, metrics: cfg.Metrics},
 		metrics: cfg.Metrics,
 		log:     log.With().Str(keyCName, cname).Logger(),
 		reason:  "certificate management has not started",
@@ -232,11 +232,11 @@ func challengeAddrs(httpAddr, tlsAddr string) (host string, httpPort, tlsPort in
 		}
 		h, p, err := net.SplitHostPort(addr)
 		if err != nil {
-			return "", 0, fmt.Errorf("certs: ACMEConfig.%s %q: %w", field, addr, err)
+			return "", 0, &ConfigError{Field: field, Value: addr, Err: err}
 		}
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 || n > 65535 {
-			return "", 0, fmt.Errorf("certs: ACMEConfig.%s %q: the port must be a number from 1 to 65535 (the bound address, not port 0)", field, addr)
+			return "", 0, &ConfigError{Field: field, Value: addr, Err: errors.New("the port must be a number from 1 to 65535 (the bound address, not port 0)")}
 		}
 		if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
 			h = ""
@@ -252,7 +252,7 @@ func challengeAddrs(httpAddr, tlsAddr string) (host string, httpPort, tlsPort in
 		return "", 0, 0, err
 	}
 	if httpAddr != "" && tlsAddr != "" && httpHost != tlsHost {
-		return "", 0, 0, fmt.Errorf("certs: ACMEConfig.HTTPAddr %q and TLSAddr %q: the hosts must agree", httpAddr, tlsAddr)
+		return "", 0, 0, &ConfigError{Field: "HTTPAddr", Value: httpAddr, Err: fmt.Errorf("its host and TLSAddr %q's must agree", tlsAddr)}
 	}
 	if httpAddr != "" {
 		host = httpHost
@@ -303,22 +303,14 @@ func (a *ACME) Stop() {
 	a.cache.Stop()
 }
 
-// GetCertificate implements tls.Config.GetCertificate. It applies the SNI
-// policy as Source.GetCertificate does: a refused name is counted and
-// answered with (nil, nil), so crypto/tls sends unrecognized_name. A
-// TLS-ALPN-01 challenge (ALPN "acme-tls/1" alone) for the cname is
-// answered by certmagic with the challenge certificate. Until a
-// certificate for the cname is available, the handshake fails with
-// ErrCertificatePending (an internal_error alert), logged once per pending
-// period rather than per handshake.
+// GetCertificate returns the certificate for a handshake that
+// ServerTLSConfig's SNI policy accepted. A TLS-ALPN-01 challenge (ALPN
+// "acme-tls/1" alone) for the cname is answered by certmagic with the
+// challenge certificate. Until a certificate for the cname is available,
+// the handshake fails with ErrCertificatePending (an internal_error alert;
+// counted by HandshakeErrorLog), logged once per pending period rather than
+// per handshake.
 func (a *ACME) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	var name string
-	if h != nil {
-		name = h.ServerName
-	}
-	if a.sni.refused(name) {
-		return nil, nil
-	}
 	if h == nil {
 		return nil, errors.New("certs: GetCertificate: nil ClientHelloInfo")
 	}
@@ -326,7 +318,6 @@ func (a *ACME) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) 
 		return a.magic.GetCertificate(h)
 	}
 	if !a.haveCert.Load() {
-		a.pending.Add(1)
 		reason := a.pendingReason()
 		if a.loggedPending.CompareAndSwap(false, true) {
 			a.log.Warn().Str(keyReason, reason).Msg("refusing TLS handshakes until a certificate is available; this is logged once")
@@ -336,23 +327,15 @@ func (a *ACME) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) 
 	return a.magic.GetCertificate(h)
 }
 
-// VerifyConnection implements tls.Config.VerifyConnection: it refuses a
-// resumed session for a name the SNI policy refuses, as Source does.
-func (a *ACME) VerifyConnection(cs tls.ConnectionState) error {
-	return a.sni.verifyConnection(cs)
-}
-
-// TLSConfig returns ServerTLSConfig(a) with "acme-tls/1" added to
-// NextProtos when the TLS-ALPN-01 challenge is used: crypto/tls must be
-// able to negotiate that protocol for the CA's validation handshake,
-// which offers nothing else. Ordinary clients never offer it. Each call
-// returns a new Config that the caller owns.
-func (a *ACME) TLSConfig() *tls.Config {
-	c := ServerTLSConfig(a)
+// ALPN returns the protocols to add to the TLS listener's NextProtos:
+// "acme-tls/1" when the TLS-ALPN-01 challenge is used, since crypto/tls
+// must be able to negotiate it for the CA's validation handshake, which
+// offers nothing else. Ordinary clients never offer it.
+func (a *ACME) ALPN() []string {
 	if a.tlsALPN {
-		c.NextProtos = append(c.NextProtos, alpnACMETLS1)
+		return []string{alpnACMETLS1}
 	}
-	return c
+	return nil
 }
 
 // HTTPChallengeHandler returns a handler that answers ACME HTTP-01
@@ -364,23 +347,29 @@ func (a *ACME) HTTPChallengeHandler(next http.Handler) http.Handler {
 	return a.issuer.HTTPChallengeHandler(next)
 }
 
-// Ready reports whether a certificate for the cname is available and not
-// expired. If not, reason says why, such as the last failed order's
-// error, for /readyz.
-func (a *ACME) Ready() (ready bool, reason string) {
-	if leaf := a.Current(); leaf != nil {
-		if time.Now().Before(leaf.NotAfter) {
-			return true, ""
-		}
-		reason = fmt.Sprintf("the certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.lastErr != nil {
-			reason += "; the last order failed: " + a.lastErr.Error()
-		}
-		return false, reason
+// Status reports the certificate being served, or why there is none yet,
+// and the last failed order.
+func (a *ACME) Status() Status {
+	st := Status{Source: sourceACME, Leaf: a.Current()}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st.LastError = a.lastErr
+	if st.Leaf == nil {
+		st.Pending = a.reason
 	}
-	return false, a.pendingReason()
+	return st
+}
+
+// Run manages the certificate (Start) until ctx is done, then Stops. It
+// is Start and Stop for a caller that owns one goroutine per task.
+func (a *ACME) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		a.Stop()
+		return err
+	}
+	<-ctx.Done()
+	a.Stop()
+	return ctx.Err()
 }
 
 func (a *ACME) pendingReason() string {
@@ -402,34 +391,8 @@ func (a *ACME) Current() *x509.Certificate {
 	return best
 }
 
-// ACMECounts are an ACME's cumulative counters since NewACME.
-type ACMECounts struct {
-	Orders                  uint64 // ACME orders this instance started, first ones and renewals, including failed ones
-	Issued                  uint64 // first certificates this instance obtained
-	Renewals                uint64 // renewals this instance completed
-	Failures                uint64 // orders that failed (each is retried with backoff)
-	RefusedUnrecognizedName uint64 // handshakes refused for another server name
-	RefusedMissingSNI       uint64 // handshakes refused for sending no server name
-	RefusedPending          uint64 // handshakes failed because there was no certificate yet
-}
-
-// Counts returns the current counters. Each field is read atomically, but
-// they are not one snapshot. A certificate another instance of the
-// cluster ordered counts on that instance only.
-func (a *ACME) Counts() ACMECounts {
-	return ACMECounts{
-		Orders:                  a.orders.Load(),
-		Issued:                  a.issued.Load(),
-		Renewals:                a.renewals.Load(),
-		Failures:                a.failures.Load(),
-		RefusedUnrecognizedName: a.sni.refusedName.Load(),
-		RefusedMissingSNI:       a.sni.refusedMissing.Load(),
-		RefusedPending:          a.pending.Load(),
-	}
-}
-
 // onEvent is certmagic's event hook: it counts orders, logs one line per
-// state change and keeps the reason Ready reports. certmagic calls it
+// state change and keeps the reason Status reports. certmagic calls it
 // synchronously, so it only updates counters and state.
 func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) error {
 	renewal, _ := data["renewal"].(bool)
@@ -438,7 +401,6 @@ func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) err
 		if !a.isOurs(data) {
 			return nil
 		}
-		a.orders.Add(1)
 		if !a.haveCert.Load() {
 			a.setReason("ordering a certificate from " + a.ca)
 		}
@@ -448,11 +410,9 @@ func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) err
 			return nil
 		}
 		if renewal {
-			a.renewals.Add(1)
 			a.metrics.ACMERenewal()
 			a.log.Info().Msg("certificate renewed")
 		} else {
-			a.issued.Add(1)
 			a.metrics.ACMEOrder()
 			a.log.Info().Msg("certificate obtained")
 		}
@@ -460,7 +420,6 @@ func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) err
 		if !a.isOurs(data) {
 			return nil
 		}
-		n := a.failures.Add(1)
 		a.metrics.ACMEFailure()
 		err, _ := data["error"].(error)
 		if err == nil {
@@ -472,7 +431,7 @@ func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) err
 			a.reason = "the last order failed (certmagic retries with backoff): " + err.Error()
 		}
 		a.mu.Unlock()
-		a.log.Error().Err(err).Bool(keyRenewal, renewal).Uint64(keyFailures, n).
+		a.log.Error().Err(err).Bool(keyRenewal, renewal).
 			Msg("certificate order failed; certmagic retries with backoff")
 	case "cached_managed_cert":
 		sans, _ := data["sans"].([]string)

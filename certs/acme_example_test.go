@@ -8,17 +8,21 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // ExampleNewACME wires an ACME source the way `scoregate serve --acme`
 // does: bind both listeners, build the ACME with their addresses, serve
-// the challenge handler and TLSConfig, then Start. (It is not run: it
-// needs a public name and a reachable CA.)
+// the challenge handler and ServerTLSConfig (with the ACME's ALPN
+// protocols added), then Start. (It is not run: it needs a public name and
+// a reachable CA.)
 func ExampleNewACME() {
 	logger := zerolog.New(os.Stderr)
+	m := metrics.New(prometheus.NewRegistry()) // served on /metrics
 	httpLn, err := net.Listen("tcp", ":80")
 	if err != nil {
 		log.Fatal(err)
@@ -33,6 +37,7 @@ func ExampleNewACME() {
 		Storage:  "/var/lib/scoregate", // shared by every instance of the cluster
 		HTTPAddr: httpLn.Addr().String(),
 		TLSAddr:  tlsLn.Addr().String(),
+		Metrics:  m,
 	}, logger)
 	if err != nil {
 		log.Fatal(err)
@@ -45,15 +50,17 @@ func ExampleNewACME() {
 	httpSrv := &http.Server{Handler: a.HTTPChallengeHandler(redirect)}
 	defer httpSrv.Close()
 	go httpSrv.Serve(httpLn)
-	tlsSrv := &http.Server{Handler: http.NotFoundHandler(), TLSConfig: a.TLSConfig()}
+	tlsCfg := certs.ServerTLSConfig(a, certs.SNIPolicy{CName: "api.example.com"}, m)
+	tlsCfg.NextProtos = append(tlsCfg.NextProtos, a.ALPN()...) // "acme-tls/1" for TLS-ALPN-01
+	tlsSrv := &http.Server{Handler: http.NotFoundHandler(), TLSConfig: tlsCfg}
 	defer tlsSrv.Close()
 	go tlsSrv.ServeTLS(tlsLn, "", "")
 
 	if err := a.Start(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	if ok, reason := a.Ready(); !ok {
-		logger.Info().Str("reason", reason).Msg("not ready yet") // /readyz reports this
+	if st := a.Status(); st.Leaf == nil {
+		logger.Info().Str("reason", st.Pending).Msg("not ready yet") // /readyz reports this
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"log"
 	"math/big"
 	"net"
@@ -17,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
 	"github.com/scoregate/scoregate/certs/acmetest"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // These tests run Pebble in process (certs/acmetest) and let its
@@ -39,7 +42,7 @@ type acmeEnv struct {
 	pebble        *acmetest.Pebble
 	out           *acmetest.Buffer // the servers' and the ACMEs' logs (Pebble keeps its own)
 	httpLn, tlsLn net.Listener
-	cur           atomic.Pointer[certs.ACME]
+	cur           atomic.Pointer[acmeInstance]
 
 	// What the validation authority asked of our listeners.
 	httpChallenges, alpnChallenges atomic.Int64
@@ -65,7 +68,7 @@ func newACMEEnv(t *testing.T, validity time.Duration) *acmeEnv {
 		ErrorLog: log.New(e.out, "http ", 0),
 	}
 	tlsCfg := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		return e.cur.Load().TLSConfig(), nil
+		return e.cur.Load().tls, nil
 	}}
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(e.httpLn) })
@@ -112,18 +115,56 @@ func (e *acmeEnv) config(cname, storage string) certs.ACMEConfig {
 
 // newACME builds an ACME that logs to e.out and is stopped when the test
 // ends.
-func (e *acmeEnv) newACME(t *testing.T, cfg certs.ACMEConfig) *certs.ACME {
+func (e *acmeEnv) newACME(t *testing.T, cfg certs.ACMEConfig) *acmeInstance {
 	t.Helper()
-	a, err := certs.NewACME(cfg, zerolog.New(e.out).Level(zerolog.DebugLevel))
+	return newACMEInstance(t, cfg, zerolog.New(e.out).Level(zerolog.DebugLevel))
+}
+
+// use makes the listeners serve a.
+func (e *acmeEnv) use(a *acmeInstance) { e.cur.Store(a) }
+
+// acmeInstance is an ACME with the metrics it records in and the server
+// TLS configuration that serves it, as one scoregate process has them.
+type acmeInstance struct {
+	*certs.ACME
+	reg *prometheus.Registry
+	tls *tls.Config
+}
+
+// newACMEInstance builds an ACME for cfg that records in a fresh registry,
+// and its server TLS configuration: ServerTLSConfig with the cname's SNI
+// policy and the ACME's ALPN protocols, as scoregate serve builds it. The
+// ACME is stopped when the test ends.
+func newACMEInstance(t *testing.T, cfg certs.ACMEConfig, log zerolog.Logger) *acmeInstance {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	cfg.Metrics = m
+	a, err := certs.NewACME(cfg, log)
 	if err != nil {
 		t.Fatalf("NewACME: %v", err)
 	}
 	t.Cleanup(a.Stop)
-	return a
+	tlsCfg := certs.ServerTLSConfig(a, certs.SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI}, m)
+	tlsCfg.NextProtos = append(tlsCfg.NextProtos, a.ALPN()...)
+	return &acmeInstance{ACME: a, reg: reg, tls: tlsCfg}
 }
 
-// use makes the listeners serve a.
-func (e *acmeEnv) use(a *certs.ACME) { e.cur.Store(a) }
+// acmeCounts are an instance's ACME counters.
+type acmeCounts struct {
+	Orders   float64 // first certificates this instance obtained
+	Renewals float64 // renewals this instance completed
+	Failures float64 // failed orders, first ones or renewals
+}
+
+func (a *acmeInstance) counts(t *testing.T) acmeCounts {
+	t.Helper()
+	return acmeCounts{
+		Orders:   counter(t, a.reg, acmeOrdersTotal, nil),
+		Renewals: counter(t, a.reg, acmeRenewalsTotal, nil),
+		Failures: counter(t, a.reg, acmeFailuresTotal, nil),
+	}
+}
 
 // handshake completes a TLS handshake with the TLS listener for
 // serverName, verifying the chain against Pebble's root, and returns the
@@ -151,17 +192,19 @@ func listenLocal(t *testing.T) net.Listener {
 	return ln
 }
 
-// waitReady waits for a to report ready and returns its leaf.
-func waitReady(t *testing.T, a *certs.ACME) *x509.Certificate {
+// waitReady waits for a to report a certificate that has not expired and
+// returns its leaf.
+func waitReady(t *testing.T, a *acmeInstance) *x509.Certificate {
 	t.Helper()
+	var leaf *x509.Certificate
 	waitFor(t, issueTimeout, "the ACME certificate", func() bool {
-		ok, _ := a.Ready()
-		return ok
+		leaf = a.Status().Leaf
+		return leaf != nil && time.Now().Before(leaf.NotAfter)
 	})
-	return a.Current()
+	return leaf
 }
 
-func start(t *testing.T, a *certs.ACME) {
+func start(t *testing.T, a *acmeInstance) {
 	t.Helper()
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -189,11 +232,15 @@ func TestACMEIssues(t *testing.T) {
 			}
 			a := e.newACME(t, cfg)
 			e.use(a)
-			if got := slices.Contains(a.TLSConfig().NextProtos, "acme-tls/1"); got != tt.tlsALPN {
-				t.Errorf("TLSConfig().NextProtos = %q: acme-tls/1 present = %v, want %v", a.TLSConfig().NextProtos, got, tt.tlsALPN)
+			var wantALPN []string
+			if tt.tlsALPN {
+				wantALPN = []string{"acme-tls/1"}
 			}
-			if ok, reason := a.Ready(); ok || reason == "" {
-				t.Errorf("before Start: Ready() = %v, %q; want false and a reason", ok, reason)
+			if got := a.ALPN(); !slices.Equal(got, wantALPN) {
+				t.Errorf("ALPN() = %q, want %q", got, wantALPN)
+			}
+			if st := a.Status(); st.Source != "acme" || st.Leaf != nil || st.Pending == "" {
+				t.Errorf("before Start: Status() = %+v; want source acme, no leaf and a pending reason", st)
 			}
 			start(t, a)
 			leaf := waitReady(t, a)
@@ -217,9 +264,14 @@ func TestACMEIssues(t *testing.T) {
 			if got := e.pebble.Orders(); got != 1 {
 				t.Errorf("Pebble saw %d orders, want 1", got)
 			}
-			want := certs.ACMECounts{Orders: 1, Issued: 1, RefusedUnrecognizedName: 1}
-			if got := a.Counts(); got != want {
-				t.Errorf("Counts() = %+v, want %+v", got, want)
+			// One certificate obtained, and Pebble saw one order (above).
+			if got, want := a.counts(t), (acmeCounts{Orders: 1}); got != want {
+				t.Errorf("ACME counters = %+v, want %+v", got, want)
+			}
+			for reason, want := range map[string]float64{metrics.HandshakeUnrecognizedName: 1, metrics.HandshakeMissingSNI: 0} {
+				if got := counter(t, a.reg, handshakeErrorsTotal, map[string]string{"reason": reason}); got != want {
+					t.Errorf("%s{reason=%q} = %v, want %v", handshakeErrorsTotal, reason, got, want)
+				}
 			}
 		})
 	}
@@ -253,8 +305,10 @@ func TestACMERestartReusesStoredCertificate(t *testing.T) {
 	if got := e.pebble.Orders(); got != 1 {
 		t.Errorf("Pebble saw %d orders, want 1 (the restart must reuse storage)", got)
 	}
-	if got := second.Counts().Orders; got != 0 {
-		t.Errorf("restarted instance: Counts().Orders = %d, want 0", got)
+	// The restarted instance ordered nothing: no certificate obtained or
+	// renewed, and no failed order.
+	if got := second.counts(t); got != (acmeCounts{}) {
+		t.Errorf("restarted instance: ACME counters = %+v, want all zero", got)
 	}
 }
 
@@ -266,7 +320,7 @@ func TestACMEClusterOrdersOnce(t *testing.T) {
 	// Three instances share the storage; the listeners (the "load
 	// balancer") reach only the first, so an order placed by another
 	// instance is validated through the challenge data in storage.
-	var instances []*certs.ACME
+	var instances []*acmeInstance
 	for range 3 {
 		instances = append(instances, e.newACME(t, e.config(name, storage)))
 	}
@@ -281,16 +335,21 @@ func TestACMEClusterOrdersOnce(t *testing.T) {
 	}
 	wg.Wait()
 	var serials []*big.Int
-	var orders uint64
+	var sum acmeCounts
 	for _, a := range instances {
 		serials = append(serials, waitReady(t, a).SerialNumber)
-		orders += a.Counts().Orders
+		c := a.counts(t)
+		sum.Orders += c.Orders
+		sum.Renewals += c.Renewals
+		sum.Failures += c.Failures
 	}
 	if got := e.pebble.Orders(); got != 1 {
 		t.Errorf("Pebble saw %d orders, want 1", got)
 	}
-	if orders != 1 {
-		t.Errorf("the instances counted %d orders in all, want 1", orders)
+	// One instance obtained the certificate; the others loaded it from
+	// storage, and none failed an order.
+	if want := (acmeCounts{Orders: 1}); sum != want {
+		t.Errorf("the instances' ACME counters add up to %+v, want %+v", sum, want)
 	}
 	for i, s := range serials[1:] {
 		if s.Cmp(serials[0]) != 0 {
@@ -316,7 +375,7 @@ func TestACMERenewsNearExpiry(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 
-	waitFor(t, issueTimeout, "a renewal", func() bool { return a.Counts().Renewals >= 1 })
+	waitFor(t, issueTimeout, "a renewal", func() bool { return a.counts(t).Renewals >= 1 })
 	waitFor(t, 5*time.Second, "the renewed certificate to be served", func() bool {
 		leaf, err := e.handshake(name)
 		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
@@ -324,8 +383,8 @@ func TestACMERenewsNearExpiry(t *testing.T) {
 	if got := e.pebble.Orders(); got < 2 {
 		t.Errorf("Pebble saw %d orders, want at least 2", got)
 	}
-	if c := a.Counts(); c.Issued != 1 || c.Orders < 2 || c.Failures != 0 {
-		t.Errorf("Counts() = %+v, want Issued 1, Orders >= 2, Failures 0", c)
+	if c := a.counts(t); c.Orders != 1 || c.Renewals < 1 || c.Failures != 0 {
+		t.Errorf("ACME counters = %+v, want Orders 1, Renewals >= 1, Failures 0", c)
 	}
 }
 
@@ -345,27 +404,30 @@ func TestACMECAUnreachable(t *testing.T) {
 	out := acmetest.Output(t)
 	httpLn := listenLocal(t)
 	const name = "down.scoregate.test"
-	a, err := certs.NewACME(certs.ACMEConfig{
+	a := newACMEInstance(t, certs.ACMEConfig{
 		CName:    name,
 		CA:       unreachableCA(t),
 		Storage:  acmetest.Storage(t),
 		HTTPAddr: httpLn.Addr().String(),
 	}, zerolog.New(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
-	addr := serve(t, a.TLSConfig())
+	addr := serve(t, a.tls)
 	start(t, a)
 
-	waitFor(t, issueTimeout, "the first failed order", func() bool { return a.Counts().Failures >= 1 })
-	ok, reason := a.Ready()
-	if ok || !strings.Contains(reason, "connection refused") {
-		t.Errorf("Ready() = %v, %q; want false and a reason naming the connection error", ok, reason)
+	waitFor(t, issueTimeout, "the first failed order", func() bool { return a.counts(t).Failures >= 1 })
+	st := a.Status()
+	if st.Leaf != nil || !strings.Contains(st.Pending, "connection refused") ||
+		st.LastError == nil || !strings.Contains(st.LastError.Error(), "connection refused") {
+		t.Errorf("Status() = %+v; want no leaf, and a pending reason and last error naming the connection error", st)
 	}
 	if a.Current() != nil {
 		t.Errorf("Current() = %v, want nil", a.Current())
 	}
+	// Handshakes refused for want of a certificate are not counted by certs
+	// (the old Counts().RefusedPending is gone): net/http's error log counts
+	// them through certs.HandshakeErrorLog (handshakeerr_test.go). Here
+	// each must fail, with ErrCertificatePending on the server's side and
+	// the internal_error alert on the client's, and none may be counted as
+	// completed or as an SNI refusal.
 	const handshakes = 3
 	for range handshakes {
 		_, err := dial(addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
@@ -373,8 +435,14 @@ func TestACMECAUnreachable(t *testing.T) {
 			t.Errorf("handshake without a certificate: err = %v, want an internal_error alert", err)
 		}
 	}
-	if got := a.Counts().RefusedPending; got != handshakes {
-		t.Errorf("Counts().RefusedPending = %d, want %d", got, handshakes)
+	if c, err := a.tls.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); c != nil || !errors.Is(err, certs.ErrCertificatePending) {
+		t.Errorf("GetCertificate(%q) = %v, %v; want ErrCertificatePending", name, c, err)
+	}
+	if got := counter(t, a.reg, handshakesTotal, map[string]string{"result": "ok"}); got != 0 {
+		t.Errorf(`%s{result="ok"} = %v, want 0`, handshakesTotal, got)
+	}
+	if got := counter(t, a.reg, handshakeErrorsTotal, nil); got != 0 {
+		t.Errorf("%s = %v, want 0 (no SNI refusal)", handshakeErrorsTotal, got)
 	}
 	if got := strings.Count(out.String(), "refusing TLS handshakes until a certificate is available"); got != 1 {
 		t.Errorf("the pending state was logged %d times for %d handshakes, want once", got, handshakes)
@@ -391,37 +459,35 @@ func TestACMECAUnreachableRetried(t *testing.T) {
 	if os.Getenv("SCOREGATE_SLOW_TESTS") == "" {
 		t.Skip("certmagic retries a failed order after 1 minute (unexported retryIntervals[0]); set SCOREGATE_SLOW_TESTS=1 to wait for it")
 	}
-	a, err := certs.NewACME(certs.ACMEConfig{
+	a := newACMEInstance(t, certs.ACMEConfig{
 		CName:    "retry.scoregate.test",
 		CA:       unreachableCA(t),
 		Storage:  acmetest.Storage(t),
 		HTTPAddr: listenLocal(t).Addr().String(),
 	}, zerolog.New(acmetest.Output(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
 	start(t, a)
-	waitFor(t, 90*time.Second, "a retried order", func() bool { return a.Counts().Failures >= 2 })
+	waitFor(t, 90*time.Second, "a retried order", func() bool { return a.counts(t).Failures >= 2 })
 }
 
 func TestNewACMERejectsBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	good := certs.ACMEConfig{CName: "api.example.com", Storage: dir, TLSAddr: ":443"}
 	for _, tt := range []struct {
-		name    string
-		edit    func(*certs.ACMEConfig)
-		wantErr string
+		name      string
+		edit      func(*certs.ACMEConfig)
+		wantField string // the *ConfigError's Field
+		wantErr   string // in its message
 	}{
-		{"no cname", func(c *certs.ACMEConfig) { c.CName = "" }, "CName is required"},
-		{"wildcard", func(c *certs.ACMEConfig) { c.CName = "*.example.com" }, "DNS-01"},
-		{"IP address", func(c *certs.ACMEConfig) { c.CName = "10.0.0.1" }, "IP address"},
-		{"no storage", func(c *certs.ACMEConfig) { c.Storage = "" }, "Storage is required"},
-		{"no challenge", func(c *certs.ACMEConfig) { c.TLSAddr = "" }, "HTTPAddr, TLSAddr or both"},
-		{"plain http CA", func(c *certs.ACMEConfig) { c.CA = "http://ca.example.com/dir" }, "https://"},
-		{"port zero", func(c *certs.ACMEConfig) { c.TLSAddr = "127.0.0.1:0" }, "port must be"},
-		{"hosts differ", func(c *certs.ACMEConfig) { c.HTTPAddr = "10.0.0.1:80"; c.TLSAddr = "10.0.0.2:443" }, "hosts must agree"},
-		{"window ratio", func(c *certs.ACMEConfig) { c.RenewalWindowRatio = 1 }, "RenewalWindowRatio"},
+		{"no cname", func(c *certs.ACMEConfig) { c.CName = "" }, "CName", "required"},
+		{"wildcard", func(c *certs.ACMEConfig) { c.CName = "*.example.com" }, "CName", "DNS-01"},
+		{"IP address", func(c *certs.ACMEConfig) { c.CName = "10.0.0.1" }, "CName", "IP address"},
+		{"no storage", func(c *certs.ACMEConfig) { c.Storage = "" }, "Storage", "required"},
+		{"no challenge", func(c *certs.ACMEConfig) { c.TLSAddr = "" }, "HTTPAddr", "HTTPAddr, TLSAddr or both"},
+		{"plain http CA", func(c *certs.ACMEConfig) { c.CA = "http://ca.example.com/dir" }, "CA", "https://"},
+		{"port zero", func(c *certs.ACMEConfig) { c.TLSAddr = "127.0.0.1:0" }, "TLSAddr", "port must be"},
+		{"hosts differ", func(c *certs.ACMEConfig) { c.HTTPAddr = "10.0.0.1:80"; c.TLSAddr = "10.0.0.2:443" }, "HTTPAddr", "must agree"},
+		{"window ratio", func(c *certs.ACMEConfig) { c.RenewalWindowRatio = 1 }, "RenewalWindowRatio", "must be in [0, 1)"},
+		{"negative renew check interval", func(c *certs.ACMEConfig) { c.RenewCheckInterval = -time.Second }, "RenewCheckInterval", "negative"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := good
@@ -429,10 +495,17 @@ func TestNewACMERejectsBadConfig(t *testing.T) {
 			a, err := certs.NewACME(cfg, zerolog.Nop())
 			if err == nil {
 				a.Stop()
-				t.Fatalf("NewACME(%+v) = nil error, want one containing %q", cfg, tt.wantErr)
+				t.Fatalf("NewACME(%+v) = nil error, want one for %s containing %q", cfg, tt.wantField, tt.wantErr)
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("NewACME error = %q, want it to contain %q", err, tt.wantErr)
+			}
+			var ce *certs.ConfigError
+			switch {
+			case !errors.As(err, &ce):
+				t.Errorf("NewACME error = %q (%T), want a *certs.ConfigError", err, err)
+			case ce.Field != tt.wantField:
+				t.Errorf("NewACME error's Field = %q, want %q", ce.Field, tt.wantField)
 			}
 		})
 	}

@@ -31,7 +31,7 @@ func BenchmarkHandshake(b *testing.B) {
 				name = key + "/resumed"
 			}
 			b.Run(name, func(b *testing.B) {
-				server := certs.ServerTLSConfig(src)
+				server := certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, nil)
 				client := &tls.Config{
 					ServerName:         cname,
 					InsecureSkipVerify: true,

@@ -77,7 +77,7 @@ func TestWriteDev(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
 	}
-	addr := serve(t, certs.ServerTLSConfig(src))
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: "localhost"}, nil))
 	if _, err := dial(addr, &tls.Config{RootCAs: roots, ServerName: "localhost"}); err != nil {
 		t.Errorf("handshake with the development certificate: %v", err)
 	}

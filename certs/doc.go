@@ -1,10 +1,17 @@
 // Package certs owns scoregate's TLS certificates: loading and validating a
 // PEM certificate chain and private key (LoadPair), the SNI policy
 // (SNIPolicy), serving the current pair to crypto/tls with atomic reloads
-// and file watching (Source, Source.Watch), obtaining and renewing one by
-// ACME with certmagic (ACME), Azure ML's leaf_domain_label names
-// (LeafDomainName), the bearer-key file (AuthKeys), the server's TLS
-// settings (ServerTLSConfig), and development certificates (WriteDev).
+// and file watching (Source, Source.Watch, WatchFiles), obtaining and
+// renewing one by ACME with certmagic (ACME), Azure ML's leaf_domain_label
+// names (LeafDomainName), the server's TLS settings with the SNI policy
+// applied once around either source (ServerTLSConfig), what a source
+// reports (Status) and the watch on its expiry (WatchExpiry), the
+// classification of failed handshakes (HandshakeErrorReason,
+// NewHandshakeErrorLog), and development certificates (WriteDev).
+//
+// Counts live in the metrics package's collectors only; nothing here keeps
+// a second count. Configuration problems are *ConfigErrors naming the Go
+// field; a command maps fields to its flags.
 //
 // Validation happens once, when a pair is loaded, and every problem an
 // operator can fix is reported as a *FileError that names the file and wraps

@@ -64,14 +64,13 @@ var ErrCertificatePending = errors.New("no certificate for the name yet")
 type Role int
 
 const (
-	// CertFileRole is the PEM certificate chain (--ssl-cert-pem-file).
+	// CertFileRole is the PEM certificate chain (Azure ML's
+	// ssl_cert_pem_file).
 	CertFileRole Role = iota + 1
-	// KeyFileRole is the PEM private key (--ssl-key-pem-file).
+	// KeyFileRole is the PEM private key (Azure ML's ssl_key_pem_file).
 	KeyFileRole
-	// CAFileRole is the PEM bundle of extra trust anchors (--ca-file).
+	// CAFileRole is the PEM bundle of extra trust anchors.
 	CAFileRole
-	// AuthKeyFileRole is the bearer-key file (--auth-key-file).
-	AuthKeyFileRole
 )
 
 // String returns the role as the start of an error message, such as
@@ -84,8 +83,6 @@ func (r Role) String() string {
 		return "key file"
 	case CAFileRole:
 		return "CA file"
-	case AuthKeyFileRole:
-		return "auth key file"
 	}
 	return fmt.Sprintf("Role(%d)", int(r))
 }

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // ExampleLoadPair validates a certificate chain and key before serving
@@ -47,7 +51,7 @@ func ExampleLoadPair() {
 }
 
 // ExampleSource serves a certificate over TLS, refusing other server names
-// with the unrecognized_name alert.
+// with the unrecognized_name alert, and shows what the metrics counted.
 func ExampleSource() {
 	dir, err := os.MkdirTemp("", "scoregate-example")
 	if err != nil {
@@ -63,15 +67,19 @@ func ExampleSource() {
 		log.Fatal(err)
 	}
 
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
 	src, err := certs.NewSource(certs.SourceConfig{
 		CertFile: dev.CertFile,
 		KeyFile:  dev.KeyFile,
 		CName:    "api.example.com",
+		Metrics:  m,
 	}, zerolog.Nop())
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.ServerTLSConfig(src))
+	policy := certs.SNIPolicy{CName: "api.example.com"}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.ServerTLSConfig(src, policy, m))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,11 +106,21 @@ func ExampleSource() {
 	}
 	ln.Close()
 	wg.Wait()
-	fmt.Printf("%+v\n", src.Counts())
+
+	// What /metrics shows of the refusal: the server counted it before
+	// sending the alert.
+	rec := httptest.NewRecorder()
+	metrics.Handler(reg).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for line := range strings.Lines(rec.Body.String()) {
+		if strings.HasPrefix(line, "scoregate_tls_handshake_errors_total{") {
+			fmt.Print(line)
+		}
+	}
 	// Output:
 	// api.example.com: h2
 	// other.example.com: remote error: tls: unrecognized name
-	// {RefusedUnrecognizedName:1 RefusedMissingSNI:0 ReloadsOK:0 ReloadErrors:0}
+	// scoregate_tls_handshake_errors_total{reason="missing_sni"} 0
+	// scoregate_tls_handshake_errors_total{reason="unrecognized_name"} 1
 }
 
 // ExampleSNIPolicy_Check shows which server names the policy accepts.

@@ -2,57 +2,63 @@ package certs
 
 import (
 	"context"
+	"crypto/x509"
+	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/scoregate/scoregate/certs/certstest"
 )
 
-// TestExpiryWarning runs the daily expiry warning on a fake clock.
-func TestExpiryWarning(t *testing.T) {
+// TestWatchExpiry runs the expiry watch on a fake clock: the daily warning
+// under 30 days, one error line at the moment the certificate expires, and
+// a fresh warning cycle for a new certificate.
+func TestWatchExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const name = "api.example.com"
-		dir := t.TempDir()
-		f := certstest.NewFiles(t, dir, name)
-		leaf := f.Intermediate.Leaf(t, certstest.LeafOptions{DNSNames: []string{name}, NotAfter: time.Now().Add(40 * 24 * time.Hour)})
-		certFile := certstest.WriteChain(t, dir, "soon.pem", leaf.CertPEM, f.Intermediate.CertPEM)
-		keyFile := certstest.WriteFile(t, dir, "soon-key.pem", leaf.KeyPEM)
+		var leaf atomic.Pointer[x509.Certificate]
+		leaf.Store(&x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(40 * 24 * time.Hour)})
 		var logs strings.Builder
 		var mu sync.Mutex
-		src, err := NewSource(SourceConfig{CertFile: certFile, KeyFile: keyFile, CName: name},
-			zerolog.New(lockedWriter{&mu, &logs}))
-		if err != nil {
-			t.Fatal(err)
-		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
-		// watchExpiry itself: Watch's fsnotify goroutine blocks in a
-		// read(2), which a synctest bubble cannot wait out.
-		go func() { src.watchExpiry(ctx, time.Hour); close(done) }()
-		warnings := func() int {
+		go func() {
+			WatchExpiry(ctx, func() Status { return Status{Leaf: leaf.Load()} }, zerolog.New(lockedWriter{&mu, &logs}))
+			close(done)
+		}()
+		count := func(s string) int {
 			mu.Lock()
 			defer mu.Unlock()
-			return strings.Count(logs.String(), "expires soon")
+			return strings.Count(logs.String(), s)
 		}
 		for _, step := range []struct {
-			advance time.Duration
-			want    int
+			name           string
+			advance        time.Duration
+			renew          bool // serve a new certificate, valid 60 days, first
+			warns, expired int
 		}{
-			{10 * 24 * time.Hour, 0}, // exactly 30 days left
-			{time.Hour, 1},           // under 30 days: warned
-			{23 * time.Hour, 1},      // not again within the day
-			{time.Hour, 2},           // a day later: again
-			{5 * 24 * time.Hour, 7},  // daily
+			{"40 days left", 0, false, 0, 0},
+			{"exactly 30 days left", 10 * 24 * time.Hour, false, 0, 0},
+			{"under 30 days: warned", time.Hour, false, 1, 0},
+			{"not again within the day", 23 * time.Hour, false, 1, 0},
+			{"a day later: again", time.Hour, false, 2, 0},
+			{"daily", 5 * 24 * time.Hour, false, 7, 0},
+			{"a second before expiry", 24*24*time.Hour - time.Hour - time.Second, false, 30, 0},
+			{"expired: one error at the moment", time.Second, false, 30, 1},
+			{"once only", 3 * 24 * time.Hour, false, 30, 1},
+			{"a new certificate with 60 days", time.Hour, true, 30, 1},
+			{"its warnings start afresh", 30*24*time.Hour + 12*time.Hour, false, 31, 1},
 		} {
+			if step.renew {
+				leaf.Store(&x509.Certificate{SerialNumber: big.NewInt(2), NotAfter: time.Now().Add(60 * 24 * time.Hour)})
+			}
 			time.Sleep(step.advance)
 			synctest.Wait()
-			if got := warnings(); got != step.want {
-				t.Fatalf("after %s more: %d expiry warnings, want %d", step.advance, got, step.want)
+			if w, e := count("expires soon"), count("has expired"); w != step.warns || e != step.expired {
+				t.Fatalf("%s: %d warnings and %d expiry errors, want %d and %d\n%s", step.name, w, e, step.warns, step.expired, logs.String())
 			}
 		}
 		cancel()

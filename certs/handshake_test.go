@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
 	"github.com/scoregate/scoregate/certs/certstest"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // ioTimeout bounds every network operation so that a bug fails the test
@@ -70,13 +72,15 @@ func dial(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
 	return c.ConnectionState(), nil
 }
 
-func newSource(t *testing.T, f certstest.Files, allowMissingSNI bool) *certs.Source {
+// newSource returns a Source for f's pair and cname that records in m
+// (which may be nil).
+func newSource(t *testing.T, f certstest.Files, m *metrics.Metrics) *certs.Source {
 	t.Helper()
 	src, err := certs.NewSource(certs.SourceConfig{
-		CertFile:        f.CertFile,
-		KeyFile:         f.KeyFile,
-		CName:           cname,
-		AllowMissingSNI: allowMissingSNI,
+		CertFile: f.CertFile,
+		KeyFile:  f.KeyFile,
+		CName:    cname,
+		Metrics:  m,
 	}, zerolog.New(t.Output()))
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
@@ -96,19 +100,21 @@ func TestHandshakeSNI(t *testing.T) {
 		serverName      string // "" dials by IP without SNI
 		allowMissingSNI bool
 		wantErr         string // "" for success
-		want            certs.Counts
+		wantRefused     string // the handshake error reason counted for a refusal
 	}{
 		{name: "cname", serverName: cname},
 		{name: "cname upper case", serverName: "API.EXAMPLE.COM"},
 		{name: "cname with trailing dot", serverName: "api.example.com."},
-		{name: "other name", serverName: "other.example.com", wantErr: "unrecognized name", want: certs.Counts{RefusedUnrecognizedName: 1}},
-		{name: "no SNI", wantErr: "unrecognized name", want: certs.Counts{RefusedMissingSNI: 1}},
+		{name: "other name", serverName: "other.example.com", wantErr: "unrecognized name", wantRefused: metrics.HandshakeUnrecognizedName},
+		{name: "no SNI", wantErr: "unrecognized name", wantRefused: metrics.HandshakeMissingSNI},
 		{name: "no SNI allowed", allowMissingSNI: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := certstest.NewFiles(t, t.TempDir(), cname)
-			src := newSource(t, f, tt.allowMissingSNI)
-			addr := serve(t, certs.ServerTLSConfig(src))
+			reg := prometheus.NewRegistry()
+			m := metrics.New(reg)
+			src := newSource(t, f, m)
+			addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname, AllowMissingSNI: tt.allowMissingSNI}, m))
 
 			cfg := clientConfig(f, tt.serverName)
 			if tt.serverName == "" {
@@ -130,8 +136,23 @@ func TestHandshakeSNI(t *testing.T) {
 					t.Errorf("client verified no chain to the root")
 				}
 			}
-			if got := src.Counts(); got != tt.want {
-				t.Errorf("Counts() = %+v, want %+v", got, tt.want)
+			// The server counted the handshake before its alert or its
+			// byte reached the client.
+			for _, reason := range []string{metrics.HandshakeUnrecognizedName, metrics.HandshakeMissingSNI} {
+				want := 0.0
+				if reason == tt.wantRefused {
+					want = 1
+				}
+				if got := counter(t, reg, handshakeErrorsTotal, map[string]string{"reason": reason}); got != want {
+					t.Errorf("%s{reason=%q} = %v, want %v", handshakeErrorsTotal, reason, got, want)
+				}
+			}
+			wantOK := 0.0
+			if tt.wantErr == "" {
+				wantOK = 1
+			}
+			if got := counter(t, reg, handshakesTotal, map[string]string{"result": "ok"}); got != wantOK {
+				t.Errorf(`%s{result="ok"} = %v, want %v`, handshakesTotal, got, wantOK)
 			}
 		})
 	}
@@ -139,8 +160,9 @@ func TestHandshakeSNI(t *testing.T) {
 
 func TestHandshakeProtocol(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src))
+	m := metrics.New(prometheus.NewRegistry())
+	src := newSource(t, f, m)
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m))
 
 	for _, tt := range []struct {
 		name         string
@@ -201,8 +223,9 @@ func TestHandshakeRSA(t *testing.T) {
 		Root:     root,
 		Leaf:     leaf,
 	}
-	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src))
+	m := metrics.New(prometheus.NewRegistry())
+	src := newSource(t, f, m)
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m))
 	for _, tt := range []struct {
 		suite uint16
 		ok    bool
@@ -226,8 +249,10 @@ func TestHandshakeRSA(t *testing.T) {
 
 func TestSessionResumption(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src))
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src := newSource(t, f, m)
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m))
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			cfg := clientConfig(f, cname)
@@ -243,13 +268,20 @@ func TestSessionResumption(t *testing.T) {
 						i+1, cs.DidResume, tls.VersionName(cs.Version), want, tls.VersionName(version))
 				}
 			}
+			// Each completed handshake is counted once, resumed or not.
+			for _, resumed := range []string{"false", "true"} {
+				labels := map[string]string{"result": "ok", "version": metrics.TLSVersion(version), "resumed": resumed}
+				if got := counter(t, reg, handshakesTotal, labels); got != 1 {
+					t.Errorf("%s%v = %v, want 1", handshakesTotal, labels, got)
+				}
+			}
 		})
 	}
 }
 
 func TestServerTLSConfig(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	cfg := certs.ServerTLSConfig(newSource(t, f, false))
+	cfg := certs.ServerTLSConfig(newSource(t, f, nil), certs.SNIPolicy{CName: cname}, nil)
 	if cfg.MinVersion != tls.VersionTLS12 || cfg.MaxVersion != tls.VersionTLS13 {
 		t.Errorf("versions = %s..%s, want TLS 1.2..TLS 1.3", tls.VersionName(cfg.MinVersion), tls.VersionName(cfg.MaxVersion))
 	}
@@ -272,7 +304,7 @@ func TestServerTLSConfig(t *testing.T) {
 		t.Errorf("GetCertificate(%q) = %v, %v, want the source's certificate", cname, c, err)
 	}
 	if cfg.VerifyConnection == nil {
-		t.Errorf("VerifyConnection is nil, want the source's")
+		t.Errorf("VerifyConnection is nil, want the SNI policy's check of resumed sessions")
 	}
 }
 
@@ -299,8 +331,11 @@ func (c *anyNameCache) Put(_ string, cs *tls.ClientSessionState) {
 
 func TestResumptionForOtherNameRefused(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	src := newSource(t, f, false)
-	addr := serve(t, certs.ServerTLSConfig(src))
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src := newSource(t, f, m)
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m))
+	unrecognized := map[string]string{"reason": metrics.HandshakeUnrecognizedName}
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			cache := &anyNameCache{}
@@ -313,30 +348,35 @@ func TestResumptionForOtherNameRefused(t *testing.T) {
 			if cs, err := dial(addr, cfg); err != nil || !cs.DidResume {
 				t.Fatalf("second connection for %s: resumed %v, %v; want a resumed session", cname, cs.DidResume, err)
 			}
-			before := src.Counts().RefusedUnrecognizedName
+			before := counter(t, reg, handshakeErrorsTotal, unrecognized)
 			other := cfg.Clone()
 			other.ServerName = "evil.example.com"
 			other.InsecureSkipVerify = true
 			if cs, err := dial(addr, other); err == nil {
 				t.Errorf("resuming a %s session with SNI evil.example.com: resumed %v, no error; want it refused", cname, cs.DidResume)
 			}
-			if got := src.Counts().RefusedUnrecognizedName; got != before+1 {
-				t.Errorf("RefusedUnrecognizedName = %d, want %d", got, before+1)
+			if got := counter(t, reg, handshakeErrorsTotal, unrecognized); got != before+1 {
+				t.Errorf("%s%v = %v, want %v", handshakeErrorsTotal, unrecognized, got, before+1)
 			}
 		})
 	}
 }
 
+// TestGetCertificate calls the GetCertificate of ServerTLSConfig, which
+// applies the SNI policy before asking the Source.
 func TestGetCertificate(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	src := newSource(t, f, false)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src := newSource(t, f, m)
+	cfg := certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m)
 	for _, tt := range []struct {
 		serverName string
 		want       bool
 	}{
 		{cname, true}, {"API.example.com", true}, {"x.example.com", false}, {"", false},
 	} {
-		c, err := src.GetCertificate(&tls.ClientHelloInfo{ServerName: tt.serverName})
+		c, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: tt.serverName})
 		if err != nil || (c != nil) != tt.want {
 			t.Errorf("GetCertificate(%q) = %v, %v; want certificate %v and no error", tt.serverName, c, err, tt.want)
 		}
@@ -344,28 +384,39 @@ func TestGetCertificate(t *testing.T) {
 			t.Errorf("GetCertificate(%q) is not the current pair's certificate", tt.serverName)
 		}
 	}
-	if got, want := src.Counts(), (certs.Counts{RefusedUnrecognizedName: 1, RefusedMissingSNI: 1}); got != want {
-		t.Errorf("Counts() = %+v, want %+v", got, want)
+	for _, reason := range []string{metrics.HandshakeUnrecognizedName, metrics.HandshakeMissingSNI} {
+		if got := counter(t, reg, handshakeErrorsTotal, map[string]string{"reason": reason}); got != 1 {
+			t.Errorf("%s{reason=%q} = %v, want 1", handshakeErrorsTotal, reason, got)
+		}
+	}
+	// The Source itself leaves the policy to ServerTLSConfig.
+	if c, err := src.GetCertificate(&tls.ClientHelloInfo{ServerName: "x.example.com"}); c != &src.Current().Certificate || err != nil {
+		t.Errorf("Source.GetCertificate(%q) = %v, %v; want the current pair's certificate", "x.example.com", c, err)
 	}
 }
 
 func TestNewSourceErrors(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
 	for _, tt := range []struct {
-		name    string
-		cfg     certs.SourceConfig
-		wantErr error
+		name      string
+		cfg       certs.SourceConfig
+		wantField string // for a *ConfigError
+		wantErr   error  // for a *FileError
 	}{
-		{"no cert file", certs.SourceConfig{KeyFile: f.KeyFile, CName: cname}, nil},
-		{"no key file", certs.SourceConfig{CertFile: f.CertFile, CName: cname}, nil},
-		{"no cname", certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile}, nil},
-		{"name not covered", certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile, CName: "other.example.com"}, certs.ErrNameNotCovered},
-		{"swapped files", certs.SourceConfig{CertFile: f.KeyFile, KeyFile: f.CertFile, CName: cname}, certs.ErrUnexpectedBlock},
+		{"no cert file", certs.SourceConfig{KeyFile: f.KeyFile, CName: cname}, "CertFile", nil},
+		{"no key file", certs.SourceConfig{CertFile: f.CertFile, CName: cname}, "KeyFile", nil},
+		{"no cname", certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile}, "CName", nil},
+		{"name not covered", certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile, CName: "other.example.com"}, "", certs.ErrNameNotCovered},
+		{"swapped files", certs.SourceConfig{CertFile: f.KeyFile, KeyFile: f.CertFile, CName: cname}, "", certs.ErrUnexpectedBlock},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			src, err := certs.NewSource(tt.cfg, zerolog.Nop())
 			if err == nil || src != nil {
 				t.Fatalf("NewSource = %v, %v; want an error", src, err)
+			}
+			var ce *certs.ConfigError
+			if tt.wantField != "" && (!errors.As(err, &ce) || ce.Field != tt.wantField) {
+				t.Errorf("NewSource error = %v, want a *ConfigError for %s", err, tt.wantField)
 			}
 			var fe *certs.FileError
 			if tt.wantErr != nil && (!errors.Is(err, tt.wantErr) || !errors.As(err, &fe)) {
@@ -379,11 +430,13 @@ func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	f := certstest.NewFiles(t, dir, cname)
 	var logs bytes.Buffer // written only by Reload, on this goroutine
-	src, err := certs.NewSource(certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile, CName: cname}, zerolog.New(&logs))
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src, err := certs.NewSource(certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile, CName: cname, Metrics: m}, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, certs.ServerTLSConfig(src))
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m))
 	servedSerial := func() string {
 		t.Helper()
 		cs, err := dial(addr, clientConfig(f, cname))
@@ -395,10 +448,12 @@ func TestReload(t *testing.T) {
 	if got, want := servedSerial(), f.Leaf.Cert.SerialNumber.Text(16); got != want {
 		t.Fatalf("served serial = %s, want %s", got, want)
 	}
-	checkCounts := func(want certs.Counts) {
+	checkReloads := func(wantOK, wantErrors float64) {
 		t.Helper()
-		if got := src.Counts(); got != want {
-			t.Errorf("Counts() = %+v, want %+v", got, want)
+		gotOK := counter(t, reg, reloadsTotal, map[string]string{"result": metrics.ResultOK})
+		gotErrors := counter(t, reg, reloadsTotal, map[string]string{"result": metrics.ResultError})
+		if gotOK != wantOK || gotErrors != wantErrors {
+			t.Errorf("%s ok, error = %v, %v; want %v, %v", reloadsTotal, gotOK, gotErrors, wantOK, wantErrors)
 		}
 	}
 
@@ -416,7 +471,7 @@ func TestReload(t *testing.T) {
 	if !src.Current().Leaf.Equal(next.Cert) {
 		t.Errorf("Current() is not the new pair")
 	}
-	checkCounts(certs.Counts{ReloadsOK: 1})
+	checkReloads(1, 0)
 	if n := strings.Count(logs.String(), `"message":"certificate reloaded"`); n != 1 {
 		t.Errorf("logged %d reload lines, want 1:\n%s", n, logs.String())
 	}
@@ -429,7 +484,7 @@ func TestReload(t *testing.T) {
 	if src.Current() != before {
 		t.Errorf("Reload of unchanged files replaced the pair")
 	}
-	checkCounts(certs.Counts{ReloadsOK: 1})
+	checkReloads(1, 0)
 
 	// Invalid files keep the old pair, and each failure is counted and
 	// logged once.
@@ -451,9 +506,32 @@ func TestReload(t *testing.T) {
 	if src.Current() != before {
 		t.Errorf("failed reloads replaced the pair")
 	}
-	checkCounts(certs.Counts{ReloadsOK: 1, ReloadErrors: 2})
+	checkReloads(1, 2)
 	if n := strings.Count(logs.String(), `"level":"warn"`); n != 2 {
 		t.Errorf("logged %d warn lines for 2 failed reloads, want 2:\n%s", n, logs.String())
+	}
+	st := src.Status()
+	if st.Source != "file" || !st.Leaf.Equal(next.Cert) || st.LastReload == nil || !errors.Is(st.LastReload.Err, certs.ErrKeyMismatch) {
+		t.Errorf("Status() = %+v; want source file, the served leaf, and the last reload's ErrKeyMismatch", st)
+	}
+
+	// A try that is not final (a watcher that will try again) returns the
+	// error but neither counts nor logs it, nor records it as the last
+	// reload.
+	logs.Reset()
+	last := src.LastReload()
+	if err := src.TryReload(false); !errors.Is(err, certs.ErrKeyMismatch) {
+		t.Errorf("TryReload(false) error = %v, want ErrKeyMismatch", err)
+	}
+	checkReloads(1, 2)
+	if logs.Len() != 0 {
+		t.Errorf("TryReload(false) logged:\n%s\nwant nothing", logs.String())
+	}
+	if got := src.LastReload(); !got.At.Equal(last.At) || got.Err != last.Err {
+		t.Errorf("after TryReload(false), LastReload() = %+v, want it unchanged: %+v", got, last)
+	}
+	if src.Current() != before {
+		t.Errorf("TryReload(false) of invalid files replaced the pair")
 	}
 }
 
@@ -462,11 +540,13 @@ func TestReload(t *testing.T) {
 func TestReloadConcurrent(t *testing.T) {
 	dir := t.TempDir()
 	f := certstest.NewFiles(t, dir, cname)
-	src, err := certs.NewSource(certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile, CName: cname}, zerolog.Nop())
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src, err := certs.NewSource(certs.SourceConfig{CertFile: f.CertFile, KeyFile: f.KeyFile, CName: cname, Metrics: m}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, certs.ServerTLSConfig(src))
+	addr := serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m))
 	pairs := []*certstest.Leaf{f.Leaf, f.Intermediate.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})}
 	serials := map[string]bool{}
 	for _, l := range pairs {
@@ -516,7 +596,7 @@ func TestReloadConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if c := src.Counts(); c.ReloadsOK != reloads {
-		t.Errorf("Counts().ReloadsOK = %d, want %d", c.ReloadsOK, reloads)
+	if got := counter(t, reg, reloadsTotal, map[string]string{"result": metrics.ResultOK}); got != reloads {
+		t.Errorf(`%s{result="ok"} = %v, want %d`, reloadsTotal, got, reloads)
 	}
 }

@@ -35,6 +35,17 @@ const (
 // errIncomplete marks a name file that is still being written.
 var errIncomplete = errors.New("incomplete or malformed")
 
+// Errors about the stored leaf domain name, for a caller that knows how
+// the operator draws a new one (LeafDomainName's overwrite).
+var (
+	// ErrLeafDomainMismatch: the stored name was made from another label
+	// or region.
+	ErrLeafDomainMismatch = errors.New("the stored name was made from another label or region")
+	// ErrLeafDomainIncomplete: the stored name file is incomplete or
+	// malformed.
+	ErrLeafDomainIncomplete = errIncomplete
+)
+
 // LeafDomainName returns the DNS name LABEL + 6 random [a-z0-9] + "." +
 // REGION + ".cloudapp.azure.com", the scheme of Azure ML's
 // leaf_domain_label, and keeps it in storageDir so that restarts and every
@@ -43,7 +54,8 @@ var errIncomplete = errors.New("incomplete or malformed")
 // label and region are lowercased and must be DNS labels: letters, digits
 // and hyphens, neither starting nor ending with a hyphen. The first label
 // of the name (label plus the suffix) must fit in 63 characters, so label
-// is at most 57. Errors name the flags --leaf-domain-label and --region.
+// is at most 57. Errors about them are *ConfigErrors for the fields
+// "Label" and "Region".
 //
 // If storageDir (created with mode 0700 if missing) already holds a name,
 // it is returned unchanged; if that name was made from another label or
@@ -56,10 +68,10 @@ var errIncomplete = errors.New("incomplete or malformed")
 func LeafDomainName(storageDir, label, region string, overwrite bool) (string, error) {
 	label, region = strings.ToLower(label), strings.ToLower(region)
 	if err := checkDNSLabel(label, maxLabelLen-leafSuffixLen); err != nil {
-		return "", fmt.Errorf("--leaf-domain-label %q: %w", label, err)
+		return "", &ConfigError{Field: "Label", Value: label, Err: err}
 	}
 	if err := checkDNSLabel(region, maxLabelLen); err != nil {
-		return "", fmt.Errorf("--region %q: %w", region, err)
+		return "", &ConfigError{Field: "Region", Value: region, Err: err}
 	}
 	if storageDir == "" {
 		return "", errors.New("certs: LeafDomainName needs a storage directory")
@@ -141,8 +153,8 @@ func checkLeafDomainName(path, name, label, region string) error {
 	if ok && len(suffix) == leafSuffixLen && rest == region+"."+leafParent {
 		return nil
 	}
-	return fmt.Errorf("leaf domain name file %q holds %q, which was not made from --leaf-domain-label %q and --region %q; "+
-		"use --overwrite-existing-domain to draw a new name (and update DNS)", path, name, label, region)
+	return fmt.Errorf("leaf domain name file %q holds %q, not made from label %q and region %q: %w",
+		path, name, label, region, ErrLeafDomainMismatch)
 }
 
 // readLeafDomainName reads a stored name. A file without its final newline
@@ -155,7 +167,7 @@ func readLeafDomainName(path string) (string, error) {
 	}
 	name, complete := strings.CutSuffix(string(b), "\n")
 	if !complete || name == "" || strings.ContainsAny(name, "\n\r") {
-		return "", fmt.Errorf("leaf domain name file %q is %w; remove it or use --overwrite-existing-domain", path, errIncomplete)
+		return "", fmt.Errorf("leaf domain name file %q is %w", path, errIncomplete)
 	}
 	return name, nil
 }

@@ -1,6 +1,7 @@
 package certs_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,28 +16,29 @@ func TestLeafDomainNameValidates(t *testing.T) {
 	for _, tt := range []struct {
 		name, label, region string
 		want                *regexp.Regexp // nil: an error is wanted
-		wantErr             string
+		wantField           string         // the *ConfigError's Field
 	}{
 		{"simple", "model", "westeurope", regexp.MustCompile(`^model[a-z0-9]{6}\.westeurope\.cloudapp\.azure\.com$`), ""},
 		{"lowercased", "Scoring-API", "WestEurope", regexp.MustCompile(`^scoring-api[a-z0-9]{6}\.westeurope\.cloudapp\.azure\.com$`), ""},
 		{"digits", "m0del2", "eastus2", regexp.MustCompile(`^m0del2[a-z0-9]{6}\.eastus2\.cloudapp\.azure\.com$`), ""},
 		{"57 characters", strings.Repeat("a", 57), "eastus", regexp.MustCompile(`^a{57}[a-z0-9]{6}\.eastus\.`), ""},
-		{"58 characters", strings.Repeat("a", 58), "eastus", nil, "--leaf-domain-label"},
-		{"empty label", "", "eastus", nil, "--leaf-domain-label"},
-		{"leading hyphen", "-model", "eastus", nil, "--leaf-domain-label"},
-		{"trailing hyphen", "model-", "eastus", nil, "--leaf-domain-label"},
-		{"underscore", "my_model", "eastus", nil, "--leaf-domain-label"},
-		{"dot", "my.model", "eastus", nil, "--leaf-domain-label"},
-		{"empty region", "model", "", nil, "--region"},
-		{"region with dot", "model", "west.europe", nil, "--region"},
-		{"region trailing hyphen", "model", "eastus-", nil, "--region"},
-		{"region too long", "model", strings.Repeat("r", 64), nil, "--region"},
+		{"58 characters", strings.Repeat("a", 58), "eastus", nil, "Label"},
+		{"empty label", "", "eastus", nil, "Label"},
+		{"leading hyphen", "-model", "eastus", nil, "Label"},
+		{"trailing hyphen", "model-", "eastus", nil, "Label"},
+		{"underscore", "my_model", "eastus", nil, "Label"},
+		{"dot", "my.model", "eastus", nil, "Label"},
+		{"empty region", "model", "", nil, "Region"},
+		{"region with dot", "model", "west.europe", nil, "Region"},
+		{"region trailing hyphen", "model", "eastus-", nil, "Region"},
+		{"region too long", "model", strings.Repeat("r", 64), nil, "Region"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := certs.LeafDomainName(t.TempDir(), tt.label, tt.region, false)
 			if tt.want == nil {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("LeafDomainName(%q, %q) = %q, %v; want an error naming %s", tt.label, tt.region, got, err, tt.wantErr)
+				var ce *certs.ConfigError
+				if !errors.As(err, &ce) || ce.Field != tt.wantField {
+					t.Errorf("LeafDomainName(%q, %q) = %q, %v; want a *certs.ConfigError for %s", tt.label, tt.region, got, err, tt.wantField)
 				}
 				return
 			}
@@ -62,8 +64,8 @@ func TestLeafDomainNamePersists(t *testing.T) {
 		t.Errorf("stored file = %q, %v; want %q", b, err, first+"\n")
 	}
 
-	if got, err := certs.LeafDomainName(dir, "other", "eastus", false); err == nil || !strings.Contains(err.Error(), "--overwrite-existing-domain") {
-		t.Errorf("another label over a stored name = %q, %v; want an error suggesting --overwrite-existing-domain", got, err)
+	if got, err := certs.LeafDomainName(dir, "other", "eastus", false); !errors.Is(err, certs.ErrLeafDomainMismatch) {
+		t.Errorf("another label over a stored name = %q, %v; want ErrLeafDomainMismatch", got, err)
 	}
 
 	renamed, err := certs.LeafDomainName(dir, "model", "eastus", true)
@@ -126,8 +128,8 @@ func TestLeafDomainNameRejectsDamagedFile(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "leaf-domain-name"), []byte(tt.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := certs.LeafDomainName(dir, "model", "eastus", false); err == nil {
-				t.Errorf("LeafDomainName over %q = %q, want an error", tt.content, got)
+			if got, err := certs.LeafDomainName(dir, "model", "eastus", false); !errors.Is(err, certs.ErrLeafDomainIncomplete) {
+				t.Errorf("LeafDomainName over %q = %q, %v; want ErrLeafDomainIncomplete", tt.content, got, err)
 			}
 			if got, err := certs.LeafDomainName(dir, "model", "eastus", true); err != nil {
 				t.Errorf("overwrite over %q = %q, %v; want a new name", tt.content, got, err)

@@ -3,41 +3,59 @@ package certs
 import (
 	"crypto/tls"
 	"errors"
-	"sync/atomic"
 
 	"github.com/scoregate/scoregate/metrics"
 )
 
-// sniGate applies an SNIPolicy and counts what it refuses: the one SNI code
-// path that Source and ACME share. Its methods are safe for concurrent use.
+// sniGate applies an SNIPolicy around a certificate source and records
+// what it refuses and every completed handshake in the metrics, which are
+// the only count of them. ServerTLSConfig builds one per tls.Config: the
+// one SNI code path, whichever the source. Its methods are safe for
+// concurrent use.
 type sniGate struct {
-	policy                      SNIPolicy
-	metrics                     *metrics.Metrics // may be nil
-	refusedName, refusedMissing atomic.Uint64
+	policy  SNIPolicy
+	src     CertSource
+	metrics *metrics.Metrics // may be nil
 }
 
-// refused applies the policy and counts a refusal.
+// refused applies the policy and records a refusal.
 func (g *sniGate) refused(serverName string) bool {
 	err := g.policy.Check(serverName)
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, ErrMissingSNI):
-		g.refusedMissing.Add(1)
 		g.metrics.HandshakeError(metrics.HandshakeMissingSNI)
 	default:
-		g.refusedName.Add(1)
 		g.metrics.HandshakeError(metrics.HandshakeUnrecognizedName)
 	}
 	return true
 }
 
+// getCertificate is tls.Config.GetCertificate: the policy, then the
+// source. A refused name is answered with (nil, nil): with an empty
+// tls.Config.Certificates, crypto/tls then sends the unrecognized_name
+// alert, whereas returning an error would send internal_error.
+func (g *sniGate) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var name string
+	if h != nil {
+		name = h.ServerName
+	}
+	if g.refused(name) {
+		return nil, nil
+	}
+	return g.src.GetCertificate(h)
+}
+
 // verifyConnection refuses a resumed session whose server name the policy
 // refuses (a session ticket issued for the cname must not open a connection
-// for another name; full handshakes were checked in GetCertificate), and
+// for another name; full handshakes were checked in getCertificate), and
 // records every completed handshake.
 func (g *sniGate) verifyConnection(cs tls.ConnectionState) error {
 	if cs.DidResume && g.refused(cs.ServerName) {
+		if cs.ServerName == "" {
+			return ErrMissingSNI
+		}
 		return ErrUnrecognizedName
 	}
 	g.metrics.HandshakeOK(metrics.TLSVersion(cs.Version), cs.DidResume)

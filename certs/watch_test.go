@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
 	"github.com/scoregate/scoregate/certs/certstest"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // waitFor polls cond until it holds or d passes.
@@ -142,13 +144,16 @@ var methods = []method{
 // watched is a Source being watched and served on 127.0.0.1.
 type watched struct {
 	src  *certs.Source
+	reg  *prometheus.Registry // the Source's and the server's metrics
 	addr string
 	f    certstest.Files
 }
 
 func startWatched(t *testing.T, f certstest.Files, certFile, keyFile string, cfg certs.WatchConfig) *watched {
 	t.Helper()
-	src, err := certs.NewSource(certs.SourceConfig{CertFile: certFile, KeyFile: keyFile, CName: cname}, zerolog.New(t.Output()))
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	src, err := certs.NewSource(certs.SourceConfig{CertFile: certFile, KeyFile: keyFile, CName: cname, Metrics: m}, zerolog.New(t.Output()))
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
 	}
@@ -156,7 +161,15 @@ func startWatched(t *testing.T, f certstest.Files, certFile, keyFile string, cfg
 	var wg sync.WaitGroup
 	wg.Go(func() { src.Watch(ctx, cfg) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &watched{src: src, addr: serve(t, certs.ServerTLSConfig(src)), f: f}
+	return &watched{src: src, reg: reg, addr: serve(t, certs.ServerTLSConfig(src, certs.SNIPolicy{CName: cname}, m)), f: f}
+}
+
+// reloads returns the reloads counted so far: those that published a
+// changed pair, and those that were refused.
+func (w *watched) reloads(t *testing.T) (ok, failed float64) {
+	t.Helper()
+	return counter(t, w.reg, reloadsTotal, map[string]string{"result": metrics.ResultOK}),
+		counter(t, w.reg, reloadsTotal, map[string]string{"result": metrics.ResultError})
 }
 
 // servedSerial does a full, verified handshake and returns the leaf's serial.
@@ -233,8 +246,8 @@ func TestRotationUnderLoad(t *testing.T) {
 			if ok == 0 {
 				t.Error("no connection succeeded under load")
 			}
-			if c := w.src.Counts(); c.ReloadsOK != rotations || c.ReloadErrors != 0 {
-				t.Errorf("Counts() = %+v, want %d reloads and no errors", c, rotations)
+			if ok, failed := w.reloads(t); ok != rotations || failed != 0 {
+				t.Errorf("%s ok, error = %v, %v; want %d, 0", reloadsTotal, ok, failed, rotations)
 			}
 		})
 	}
@@ -269,13 +282,13 @@ func TestInvalidUpdateKeepsServing(t *testing.T) {
 			bad := tt.p()
 			renameInto(t, dir, "key.pem", bad.key)
 			renameInto(t, dir, "cert.pem", bad.cert)
-			waitFor(t, 5*time.Second, "the refused reload to be counted", func() bool { return w.src.Counts().ReloadErrors >= 1 })
+			waitFor(t, 5*time.Second, "the refused reload to be counted", func() bool { _, failed := w.reloads(t); return failed >= 1 })
 			got, err := w.servedSerial()
 			if err != nil || got.Cmp(good.serial) != 0 {
 				t.Errorf("after an invalid update (%s): served serial %v, err %v; want the old %s", tt.name, got, err, good.serial.Text(16))
 			}
-			if c := w.src.Counts(); c.ReloadsOK != 0 {
-				t.Errorf("Counts() = %+v, want no successful reload", c)
+			if ok, _ := w.reloads(t); ok != 0 {
+				t.Errorf(`%s{result="ok"} = %v, want 0`, reloadsTotal, ok)
 			}
 			// And a valid pair afterwards is taken.
 			next := mintPair(t, f, certstest.LeafOptions{})

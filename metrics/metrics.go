@@ -76,7 +76,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		overhead: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "scoregate_proxy_overhead_seconds",
-			Help:    "Time a forwarded request spent in scoregate outside the wait for the backend's response headers.",
+			Help:    "Time a forwarded request spent in scoregate itself: from arrival to hand-off to the backend, less waiting for the client's body, plus from the backend's response headers (or failure) to the client's response header. Body transfers are not counted.",
 			Buckets: overheadBuckets,
 		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -194,7 +194,8 @@ var codeLabels = func() (s [600]string) {
 
 // Request records one answered request: its status, method, total
 // duration and, when it reached the backend, the time the backend took
-// to send its headers (upstream < 0 when it did not).
+// to send its headers (upstream < 0 when it did not). The proxy overhead
+// of a forwarded request is recorded apart, by Overhead.
 func (m *Metrics) Request(code int, method string, total, upstream time.Duration) {
 	if m == nil {
 		return
@@ -207,8 +208,22 @@ func (m *Metrics) Request(code int, method string, total, upstream time.Duration
 	m.requestDuration.Observe(total.Seconds())
 	if upstream >= 0 {
 		m.upstreamDuration.Observe(upstream.Seconds())
-		m.overhead.Observe((total - upstream).Seconds())
 	}
+}
+
+// Overhead records the time a forwarded request spent in scoregate itself,
+// scoregate_proxy_overhead_seconds: the work before the request is handed
+// to the backend client and the work between the end of the wait for the
+// backend and the response header being handed to the client's connection.
+// The caller leaves out every wait on the client (a request body that is
+// slow to arrive, a response read slowly) and on the backend, so that the
+// metric answers "what does scoregate add", not "how fast are the client
+// and the network". A negative d counts as 0.
+func (m *Metrics) Overhead(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.overhead.Observe(max(d, 0).Seconds())
 }
 
 // InFlight adds delta to the requests being served.
@@ -244,6 +259,7 @@ const (
 	HandshakeEOF              = "eof"
 	HandshakeReset            = "reset"
 	HandshakeBadCertificate   = "bad_certificate"
+	HandshakeNoCertificate    = "no_certificate" // ACME: none obtained yet
 	HandshakeOther            = "other"
 )
 

@@ -24,6 +24,9 @@ func TestMetricsRecord(t *testing.T) {
 	m.Request(200, "POST", 10*time.Millisecond, 9*time.Millisecond)
 	m.Request(421, "GET", time.Millisecond, -1) // refused before the backend
 	m.Request(200, "BREW", time.Millisecond, 0)
+	m.Overhead(3 * time.Millisecond)
+	m.Overhead(time.Millisecond)
+	m.Overhead(-time.Millisecond) // counts as 0
 	m.HandshakeOK(TLSVersion(tls.VersionTLS13), false)
 	m.HandshakeOK(TLSVersion(tls.VersionTLS13), true)
 	m.HandshakeError(HandshakeUnrecognizedName)
@@ -63,7 +66,8 @@ func TestMetricsRecord(t *testing.T) {
 		}
 	}
 	// Histograms: every request in the duration one; only forwarded ones in
-	// the upstream and overhead ones.
+	// the upstream one; the overhead one holds what Overhead was given,
+	// whatever the totals were.
 	for _, tt := range []struct {
 		name      string
 		h         prometheus.Histogram
@@ -109,6 +113,7 @@ func histogram(t *testing.T, h prometheus.Histogram) (uint64, float64) {
 func TestNilMetricsRecordsNothing(t *testing.T) {
 	var m *Metrics
 	m.Request(200, "GET", time.Second, time.Second)
+	m.Overhead(time.Millisecond)
 	m.InFlight(1)
 	m.ConnState(nil, http.StateNew)
 	m.HandshakeOK("1.3", false)
@@ -128,6 +133,7 @@ func TestMetricsEndpointParses(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	m.Request(200, "POST", time.Millisecond, time.Millisecond/2)
+	m.Overhead(time.Millisecond / 4)
 	srv := httptest.NewServer(NewMux(HealthConfig{Gatherer: reg}))
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL + "/metrics")

@@ -54,10 +54,28 @@
 // [Proxy.RunProbes] checks the backend's health (GET /) for the caller's
 // readiness endpoint; [Proxy.BackendHealth] gives the last result.
 //
+// Bearer keys live here too: a [KeySet] checks them in constant time, and a
+// [KeyFile] loads them from a file (one or two keys, Azure ML's primary
+// and secondary) and reloads it when the caller's file watcher says so; an
+// invalid file keeps the previous keys in force.
+//
 // Every error body, from this package or its callers, is written by
-// [WriteError] as {"error":"…","request_id":"…"}. [Redirect] is the handler
+// [WriteError] as {"error":"…","request_id":"…"}. Error bodies go to API
+// clients: they state a limit's value ("backend sent no response headers
+// within 1m0s") but name no command-line flag and no Config field, which
+// the client cannot change; the failure's log line names the Config field
+// (setting=UpstreamTimeout), for the operator. [Redirect] is the handler
 // for the optional plain-HTTP listener: it applies the same Host policy and
 // answers 308 to the https URL.
+//
+// Given a [metrics.Metrics], a forwarded request's proxy overhead
+// (scoregate_proxy_overhead_seconds) is scoregate's own time: from its
+// arrival in ServeHTTP until it is handed to the backend client, less the
+// time the body read ahead waited for the client, plus from the backend's
+// response headers (or its failure) until the response header is handed to
+// net/http. Neither the wait for the backend nor the transfer of a body in
+// either direction is in it, so a client that uploads or reads slowly does
+// not raise it (reqState.overhead has the details).
 //
 // The package does not terminate TLS itself (the caller's http.Server does)
 // and knows nothing about certificates or file watching; it records into

@@ -56,49 +56,53 @@ const (
 // trip (as given to ReverseProxy.ErrorHandler) to the status and message the
 // client gets:
 //
-//   - the request body went over MaxBodyBytes (*http.MaxBytesError): 413;
+//   - the request body went over MaxBodyBytes (*http.MaxBytesError): 413
+//     stating the limit;
 //   - reading the client's body failed (a *clientError): 408 if it
 //     stalled past BodyReadTimeout, 499 if the client went away, else 400
 //     (malformed or truncated); never a backend error;
 //   - the client went away (context.Canceled, or r's context is canceled):
 //     499, not a backend error;
-//   - connecting timed out: 504 naming DialTimeout;
+//   - connecting timed out: 504 stating DialTimeout's value;
 //   - context.DeadlineExceeded or any net.Error timeout, such as the
-//     transport's ResponseHeaderTimeout: 504 naming UpstreamTimeout;
+//     transport's ResponseHeaderTimeout: 504 stating UpstreamTimeout's;
 //   - anything else, including a refused connection: 502.
 //
+// msg never names a Config field or a command-line flag: it goes to API
+// clients, who can change neither. setting is the Config field behind the
+// status, for the log line (such as "UpstreamTimeout"), or "" if none is.
 // reason is the scoregate_upstream_errors_total label, or "" when the
-// backend is not to blame (413, 499).
-func (p *Proxy) errorStatus(r *http.Request, err error) (status int, msg, reason string) {
+// backend is not to blame (400, 408, 413, 499).
+func (p *Proxy) errorStatus(r *http.Request, err error) (status int, msg, reason, setting string) {
 	var tooLarge *http.MaxBytesError
 	var opErr *net.OpError
 	var ce *clientError
 	switch {
 	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, p.msgTooLarge, ""
+		return http.StatusRequestEntityTooLarge, p.msgTooLarge, "", "MaxBodyBytes"
 	case errors.As(err, &ce):
 		switch {
 		case isTimeout(ce.err):
 			// Before the context check: net/http's HTTP/1 server
 			// cancels the request's context on any failed read.
-			return http.StatusRequestTimeout, p.msgBodyTimeout, ""
+			return http.StatusRequestTimeout, p.msgBodyTimeout, "", "BodyReadTimeout"
 		case errors.Is(ce.err, errBodyShut) || r.Context().Err() != nil:
-			return StatusClientClosedRequest, msgClientClosed, ""
+			return StatusClientClosedRequest, msgClientClosed, "", ""
 		default:
-			return http.StatusBadRequest, msgBadBody, ""
+			return http.StatusBadRequest, msgBadBody, "", ""
 		}
 	case errors.Is(err, context.Canceled) || errors.Is(r.Context().Err(), context.Canceled):
-		return StatusClientClosedRequest, msgClientClosed, ""
+		return StatusClientClosedRequest, msgClientClosed, "", ""
 	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():
-		return http.StatusGatewayTimeout, p.msgDialTimeout, metrics.UpstreamDialTimeout
+		return http.StatusGatewayTimeout, p.msgDialTimeout, metrics.UpstreamDialTimeout, "DialTimeout"
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return http.StatusGatewayTimeout, p.msgUpstreamTimeout, metrics.UpstreamTimeout
+		return http.StatusGatewayTimeout, p.msgUpstreamTimeout, metrics.UpstreamTimeout, "UpstreamTimeout"
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamRefused
+		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamRefused, ""
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamReset
+		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamReset, ""
 	default:
-		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamOther
+		return http.StatusBadGateway, msgBadGateway, metrics.UpstreamOther, ""
 	}
 }
 

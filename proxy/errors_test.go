@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
@@ -29,41 +32,77 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 func TestErrorStatus(t *testing.T) {
-	p := newTestProxy(t, "http://127.0.0.1:5001", Config{MaxBodyBytes: 10, UpstreamTimeout: 2 * time.Second, DialTimeout: time.Second}, zerolog.Nop())
+	p := newTestProxy(t, "http://127.0.0.1:5001", Config{MaxBodyBytes: 10, UpstreamTimeout: 2 * time.Second, DialTimeout: time.Second, BodyReadTimeout: 3 * time.Second}, zerolog.Nop())
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, tt := range []struct {
-		name       string
-		err        error
-		ctx        context.Context
-		wantStatus int
-		wantMsg    string
-		wantReason string
+		name        string
+		err         error
+		ctx         context.Context
+		wantStatus  int
+		wantMsg     string
+		wantReason  string
+		wantSetting string
 	}{
-		{"body over the limit", &http.MaxBytesError{Limit: 10}, nil, 413, "request body larger than 10 bytes (--max-body-bytes)", ""},
-		{"body over the limit, wrapped", fmt.Errorf("write: %w", &http.MaxBytesError{Limit: 10}), nil, 413, "request body larger than 10 bytes (--max-body-bytes)", ""},
-		{"client canceled", context.Canceled, nil, 499, msgClientClosed, ""},
-		{"client canceled, wrapped", fmt.Errorf("net/http: %w", context.Canceled), nil, 499, msgClientClosed, ""},
-		{"any error once the client left", io.ErrUnexpectedEOF, canceled, 499, msgClientClosed, ""},
-		{"response header timeout", timeoutErr{}, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)", metrics.UpstreamTimeout},
-		{"deadline exceeded", context.DeadlineExceeded, nil, 504, "backend sent no response headers within 2s (--upstream-timeout)", metrics.UpstreamTimeout},
-		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, nil, 504, "backend connection not established within 1s (--dial-timeout)", metrics.UpstreamDialTimeout},
-		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, nil, 502, msgBadGateway, metrics.UpstreamRefused},
-		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, nil, 502, msgBadGateway, metrics.UpstreamReset},
-		{"unexpected EOF", io.ErrUnexpectedEOF, nil, 502, msgBadGateway, metrics.UpstreamReset},
-		{"anything else", errors.New("boom"), nil, 502, msgBadGateway, metrics.UpstreamOther},
+		{"body over the limit", &http.MaxBytesError{Limit: 10}, nil, 413, "request body larger than 10 bytes", "", "MaxBodyBytes"},
+		{"body over the limit, wrapped", fmt.Errorf("write: %w", &http.MaxBytesError{Limit: 10}), nil, 413, "request body larger than 10 bytes", "", "MaxBodyBytes"},
+		{"body stalled", &clientError{errBodyStalled}, nil, 408, "request body stalled: nothing received for 3s", "", "BodyReadTimeout"},
+		{"body malformed", &clientError{errors.New("invalid chunk")}, nil, 400, msgBadBody, "", ""},
+		{"client canceled", context.Canceled, nil, 499, msgClientClosed, "", ""},
+		{"client canceled, wrapped", fmt.Errorf("net/http: %w", context.Canceled), nil, 499, msgClientClosed, "", ""},
+		{"any error once the client left", io.ErrUnexpectedEOF, canceled, 499, msgClientClosed, "", ""},
+		{"response header timeout", timeoutErr{}, nil, 504, "backend sent no response headers within 2s", metrics.UpstreamTimeout, "UpstreamTimeout"},
+		{"deadline exceeded", context.DeadlineExceeded, nil, 504, "backend sent no response headers within 2s", metrics.UpstreamTimeout, "UpstreamTimeout"},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, nil, 504, "backend connection not established within 1s", metrics.UpstreamDialTimeout, "DialTimeout"},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, nil, 502, msgBadGateway, metrics.UpstreamRefused, ""},
+		{"connection reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, nil, 502, msgBadGateway, metrics.UpstreamReset, ""},
+		{"unexpected EOF", io.ErrUnexpectedEOF, nil, 502, msgBadGateway, metrics.UpstreamReset, ""},
+		{"anything else", errors.New("boom"), nil, 502, msgBadGateway, metrics.UpstreamOther, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/score", nil)
 			if tt.ctx != nil {
 				r = r.WithContext(tt.ctx)
 			}
-			status, msg, reason := p.errorStatus(r, tt.err)
-			if status != tt.wantStatus || msg != tt.wantMsg || reason != tt.wantReason {
-				t.Errorf("errorStatus(%v) = %d, %q, %q; want %d, %q, %q", tt.err, status, msg, reason, tt.wantStatus, tt.wantMsg, tt.wantReason)
+			status, msg, reason, setting := p.errorStatus(r, tt.err)
+			if status != tt.wantStatus || msg != tt.wantMsg || reason != tt.wantReason || setting != tt.wantSetting {
+				t.Errorf("errorStatus(%v) = %d, %q, %q, %q; want %d, %q, %q, %q", tt.err, status, msg, reason, setting,
+					tt.wantStatus, tt.wantMsg, tt.wantReason, tt.wantSetting)
+			}
+			if name := namedSetting(msg); name != "" {
+				t.Errorf("errorStatus(%v) message %q names %s; API clients must not see settings", tt.err, msg, name)
 			}
 		})
 	}
+}
+
+// TestErrorBodiesNameNoSettings: no message an API client can get names a
+// command-line flag or a Config field, whatever the Config.
+func TestErrorBodiesNameNoSettings(t *testing.T) {
+	p := newTestProxy(t, "http://127.0.0.1:5001", Config{}, zerolog.Nop())
+	for _, msg := range []string{
+		p.msgTooLarge, p.msgUpstreamTimeout, p.msgDialTimeout, p.msgBodyTimeout,
+		msgBadGateway, msgClientClosed, msgBadBody, msgBadMethod, msgControlInTarget, msgMethodConnect, msgUnauthorized,
+	} {
+		if name := namedSetting(msg); name != "" {
+			t.Errorf("error message %q names %s; API clients must not see settings", msg, name)
+		}
+	}
+}
+
+// namedSetting returns the flag or Config field that msg names, or "".
+func namedSetting(msg string) string {
+	if i := strings.Index(msg, "--"); i >= 0 {
+		return "a flag (" + msg[i:] + ")"
+	}
+	words := strings.FieldsFunc(msg, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	cfg := reflect.TypeFor[Config]()
+	for i := range cfg.NumField() {
+		if f := cfg.Field(i).Name; slices.Contains(words, f) {
+			return "Config." + f
+		}
+	}
+	return ""
 }
 
 func TestWriteError(t *testing.T) {

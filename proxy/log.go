@@ -26,37 +26,69 @@ const (
 	keyClient           = "client"
 	keyProto            = "proto"
 	keyAborted          = "aborted"
+	// keySetting names the Config field behind a refusal or a timeout
+	// (such as "UpstreamTimeout"), for the operator; error bodies never
+	// name settings, since the API client cannot change them.
+	keySetting = "setting"
 )
 
 // msgAccess is the message of every access log line.
 const msgAccess = "request"
 
-// statusRecorder is the http.ResponseWriter handed to the ReverseProxy: it
-// records the final status and the body bytes written. Unwrap lets
-// http.ResponseController reach the server's writer for Flush, Hijack and
-// deadlines, which ReverseProxy uses to stream.
+// statusRecorder is the http.ResponseWriter that both backend paths (and
+// every error response) write to: it records the final status, the body
+// bytes written and, for a forwarded request, how long scoregate took from
+// the end of the wait for the backend to handing the final response header
+// to the server. Unwrap lets http.ResponseController reach the server's
+// writer for Flush, Hijack and deadlines, which ReverseProxy uses to
+// stream.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int   // final status; 0 until the header is written
 	bytes  int64 // body bytes written
+
+	// upstreamEnd is when the wait for the backend ended: its response
+	// headers arrived, or the round trip failed. Zero if the request was
+	// not forwarded, or is still waiting.
+	upstreamEnd time.Time
+	// relay is the time from upstreamEnd until the final header was
+	// handed to the server (the second part of the proxy overhead); 0 if
+	// upstreamEnd was not set then. The server sends the header with the
+	// first body bytes, so neither that send nor the body is in it.
+	relay time.Duration
 }
 
 // WriteHeader records the first final status. 1xx responses other than 101
 // (100 Continue, 103 Early Hints relayed by ReverseProxy) are not final.
 func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+	final := w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols)
+	if final {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
+	if final {
+		w.headerDone()
+	}
 }
 
 func (w *statusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
+		// An implicit WriteHeader(200): the header is handed over now,
+		// and the time the client takes to accept the body is not
+		// scoregate's.
 		w.status = http.StatusOK
+		w.headerDone()
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
 	return n, err
+}
+
+// headerDone measures relay, once the final header has been handed over.
+func (w *statusRecorder) headerDone() {
+	if !w.upstreamEnd.IsZero() {
+		w.relay = time.Since(w.upstreamEnd)
+	}
 }
 
 // Unwrap returns the server's ResponseWriter for http.ResponseController.

@@ -126,7 +126,10 @@ type Proxy struct {
 	authExemptHealth bool
 	accessLog        bool
 
-	// Error messages that name a Config value, built once.
+	// Error messages that state a Config value, built once. They name
+	// neither the Config field nor the command-line flag behind it: the
+	// API client reading them can change neither. The log line of the
+	// failure names the field (keySetting).
 	msgTooLarge        string
 	msgUpstreamTimeout string
 	msgDialTimeout     string
@@ -210,9 +213,9 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		auth:               cfg.Auth,
 		authExemptHealth:   cfg.AuthExemptHealth,
 		accessLog:          !cfg.DisableAccessLog,
-		msgTooLarge:        fmt.Sprintf("request body larger than %d bytes (--max-body-bytes)", cfg.MaxBodyBytes),
-		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v (--upstream-timeout)", cfg.UpstreamTimeout),
-		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v (--dial-timeout)", cfg.DialTimeout),
+		msgTooLarge:        fmt.Sprintf("request body larger than %d bytes", cfg.MaxBodyBytes),
+		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v", cfg.UpstreamTimeout),
+		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v", cfg.DialTimeout),
 		msgBodyTimeout:     fmt.Sprintf("request body stalled: nothing received for %v", cfg.BodyReadTimeout),
 		backend:            &backend,
 		transport:          tr,
@@ -306,9 +309,42 @@ type reqState struct {
 	forwarded     [2]string // backs X-Forwarded-For and -Host (see outHeader)
 	ids           requestIDs
 	start         time.Time
-	upstreamStart time.Time
+	bodyWait      time.Duration // readAhead's wait for the client's body: the client's time, not scoregate's
+	upstreamStart time.Time     // when the request was handed to the backend client; zero if it was not
 	upstream      time.Duration // until response headers or error; 0 if not sent
 	done          bool          // ServeHTTP returned normally
+}
+
+// upstreamDone ends the wait for the backend, when its response headers
+// arrive or the round trip fails: it measures upstream and starts the
+// clock of the overhead's second part (statusRecorder.relay).
+func (st *reqState) upstreamDone() {
+	now := time.Now()
+	st.upstream = now.Sub(st.upstreamStart)
+	st.rec.upstreamEnd = now
+}
+
+// overhead is the time a forwarded request spent in scoregate itself,
+// scoregate_proxy_overhead_seconds. It has two parts:
+//
+//   - from the request's arrival in ServeHTTP until it is handed to the
+//     backend client (upstreamStart): the Host, request id and key checks
+//     and the body read ahead, less the time readAhead waited for the
+//     client's body to arrive (bodyWait), which is the client's;
+//   - from the end of the wait for the backend (its response headers, or
+//     the failure) until the final response header is handed to the
+//     server (statusRecorder.relay): copying the header, or mapping the
+//     failure and writing the error.
+//
+// The transfer of bodies in either direction is in neither part: a large
+// upload streams while the backend client writes the request, which
+// upstream counts, and a response body read slowly by its client goes
+// after the header. On the ReverseProxy path, ReverseProxy's own work
+// between the hand-off and the round trip counts as upstream. An upgrade
+// (101) hands its header over after hijacking the connection, so only the
+// first part is counted for it.
+func (st *reqState) overhead() time.Duration {
+	return st.upstreamStart.Sub(st.start) - st.bodyWait + st.rec.relay
 }
 
 type stateKey struct{}
@@ -345,12 +381,16 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 		p.buffers.pool.Put(st.buf)
 	}
 	total := time.Since(st.start)
+	forwarded := !st.upstreamStart.IsZero()
 	upstream := time.Duration(-1) // not forwarded
-	if !st.upstreamStart.IsZero() {
+	if forwarded {
 		upstream = st.upstream
 	}
 	p.metrics.InFlight(-1)
 	p.metrics.Request(st.rec.status, r.Method, total, upstream)
+	if forwarded {
+		p.metrics.Overhead(st.overhead())
+	}
 	if p.accessLog {
 		p.logAccess(st, r, total)
 	}
@@ -416,7 +456,8 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 // the model never waits on a slow client. A larger body, or one of unknown
 // length, streams; but only once its first bytes have arrived, so that a
 // client that announces a body and sends nothing holds no backend
-// connection. Either wait is bounded by the body read timeout.
+// connection. Either wait is bounded by the body read timeout, and is
+// recorded in st.bodyWait: it is not scoregate's overhead.
 //
 // pooled says whether the buffer that holds what was read ahead may go
 // back to the pool when ServeHTTP ends: only on the direct path, and only
@@ -437,6 +478,7 @@ func (p *Proxy) readAhead(st *reqState, w http.ResponseWriter, r, out *http.Requ
 	buf := st.buf[:]
 	var n int
 	var err error
+	waitStart := time.Now()
 	if r.ContentLength > 0 && r.ContentLength <= int64(len(buf)) {
 		n, err = io.ReadFull(&st.body, buf[:r.ContentLength])
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
@@ -450,6 +492,7 @@ func (p *Proxy) readAhead(st *reqState, w http.ResponseWriter, r, out *http.Requ
 			n, err = st.body.Read(buf)
 		}
 	}
+	st.bodyWait = time.Since(waitStart)
 	if !pooled || err != io.EOF {
 		st.buf = nil // not back to the pool: see above
 	}
@@ -546,7 +589,7 @@ func (p *Proxy) fail(st *reqState, status int, msg string) {
 // modifyResponse runs when the backend's response headers arrive.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateOf(resp.Request)
-	st.upstream = time.Since(st.upstreamStart)
+	st.upstreamDone()
 	// Ours replace any the backend sent, so the client sees one of each.
 	st.ids.set(resp.Header)
 	return nil
@@ -561,21 +604,28 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 // failed answers a request that failed before any response header was
 // written: reading the client's body, or the round trip to the backend.
 func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
-	if !st.upstreamStart.IsZero() {
-		st.upstream = time.Since(st.upstreamStart)
+	if !st.upstreamStart.IsZero() && st.rec.upstreamEnd.IsZero() {
+		st.upstreamDone()
 	}
-	status, msg, reason := p.errorStatus(r, err)
+	status, msg, reason, setting := p.errorStatus(r, err)
 	if reason != "" {
 		p.metrics.UpstreamError(reason)
 	}
-	switch {
-	case status == StatusClientClosedRequest:
+	if status == StatusClientClosedRequest {
 		// Not a backend failure: the client left.
 		p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client closed the request before the backend answered")
-	case reason == "":
-		p.log.Debug().Err(err).Int(keyStatus, status).Str(keyRequestID, st.ids.id).Msg("request body refused")
-	default:
-		p.log.Error().Err(err).Int(keyStatus, status).Str(keyRequestID, st.ids.id).Msg("backend request failed")
+	} else {
+		level, what := zerolog.ErrorLevel, "backend request failed"
+		if reason == "" {
+			level, what = zerolog.DebugLevel, "request body refused"
+		}
+		e := p.log.WithLevel(level).Err(err).Int(keyStatus, status)
+		if setting != "" {
+			// The error body states the value; the operator gets
+			// the Config field that sets it.
+			e.Str(keySetting, setting)
+		}
+		e.Str(keyRequestID, st.ids.id).Msg(what)
 	}
 	st.ids.set(w.Header())
 	WriteError(w, status, msg, st.ids.id)

@@ -494,11 +494,17 @@ func testBackendSlow504(t *testing.T, path seamPath) {
 			if !strings.Contains(e.Error, "50ms") {
 				t.Errorf("error = %q, want it to name the 50ms timeout", e.Error)
 			}
+			if name := namedSetting(e.Error); name != "" {
+				t.Errorf("error = %q names %s, want no setting named to the API client", e.Error, name)
+			}
 			line := logs.waitFor(t, "a backend error at error level", func(m map[string]any) bool {
 				return m["level"] == "error" && m[keyRequestID] == e.RequestID
 			})
 			if line[keyStatus] != 504.0 {
 				t.Errorf("error log status = %v, want 504", line[keyStatus])
+			}
+			if line[keySetting] != "UpstreamTimeout" {
+				t.Errorf("error log %s = %v, want UpstreamTimeout", keySetting, line[keySetting])
 			}
 		})
 	}

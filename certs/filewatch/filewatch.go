@@ -19,9 +19,21 @@ type Config struct {
 	// Files are the paths to watch; required. They need not exist yet.
 	Files []string
 	// OnChange is called after the content of any file changed (or a file
-	// appeared or went away); required. Calls come from Run's goroutine,
-	// one at a time.
+	// appeared or went away). Calls come from Run's goroutine, one at a
+	// time. One of OnChange and Reload is required.
 	OnChange func()
+	// Reload, in place of OnChange, reloads the files and says whether
+	// they were valid. A refused change is tried again every Retry until
+	// Reload accepts it or Settle has passed since the change; the last
+	// try is called with final set, and only that one should report the
+	// failure: a certificate and its key are often written a moment apart,
+	// and the pair in between does not match. Calls come from Run's
+	// goroutine, one at a time.
+	Reload func(final bool) error
+	// Settle is how long a refused change is retried; if zero, 5s.
+	Settle time.Duration
+	// Retry is the interval between tries within Settle; if zero, 100ms.
+	Retry time.Duration
 	// OnError, if not nil, is told about watch problems that the poll
 	// covers for (a directory that cannot be watched, an event-queue
 	// overflow). Calls come from Run's goroutine.
@@ -40,6 +52,7 @@ type Watcher struct {
 	cfg Config
 
 	// Owned by Run's goroutine.
+	ctx       context.Context // Run's
 	last      []digest        // what the files held at the last check; nil before the first
 	unwatched map[string]bool // directories whose watch failed, reported once
 }
@@ -55,8 +68,14 @@ func New(cfg Config) (*Watcher, error) {
 	if len(cfg.Files) == 0 {
 		return nil, errors.New("filewatch: no files to watch")
 	}
-	if cfg.OnChange == nil {
-		return nil, errors.New("filewatch: OnChange is nil")
+	if (cfg.OnChange == nil) == (cfg.Reload == nil) {
+		return nil, errors.New("filewatch: give exactly one of OnChange and Reload")
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 5 * time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 100 * time.Millisecond
 	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 250 * time.Millisecond
@@ -82,6 +101,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return err
 	}
 	defer fw.Close()
+	w.ctx = ctx
 	w.addDirs(fw)
 	w.check() // the first check always reports: w.last is nil
 	return w.loop(ctx, fw.Events, fw.Errors, func() { w.addDirs(fw) })
@@ -91,6 +111,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // tested with a fake clock. rewatch runs before each check, because a
 // directory that was removed and created again needs a new watch.
 func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error, rewatch func()) error {
+	w.ctx = ctx
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
@@ -135,7 +156,31 @@ func (w *Watcher) check() {
 		return
 	}
 	w.last = now
-	w.cfg.OnChange()
+	if w.cfg.OnChange != nil {
+		w.cfg.OnChange()
+		return
+	}
+	w.settle()
+}
+
+// settle calls Reload until it succeeds, Run's context is done, or Settle
+// has passed, waiting Retry between tries; the last try is final.
+func (w *Watcher) settle() {
+	deadline := time.Now().Add(w.cfg.Settle)
+	t := time.NewTimer(w.cfg.Retry)
+	defer t.Stop()
+	for {
+		final := !time.Now().Add(w.cfg.Retry).Before(deadline)
+		if w.cfg.Reload(final) == nil || final {
+			return
+		}
+		t.Reset(w.cfg.Retry)
+		select {
+		case <-w.ctx.Done():
+			return // shutting down: nothing to report
+		case <-t.C:
+		}
+	}
 }
 
 func (w *Watcher) snapshot() []digest {

@@ -95,7 +95,7 @@ func TestServeACME(t *testing.T) {
 func TestServeACMELeafDomainLabel(t *testing.T) {
 	storage := acmetest.Storage(t)
 	ts, _ := startACMEServe(t, storage, "--leaf-domain-label", "fraud", "--region", "westeurope")
-	name := ts.cfg.cname
+	name := ts.cfg.CName
 	if !strings.HasPrefix(name, "fraud") || !strings.HasSuffix(name, ".westeurope.cloudapp.azure.com") || len(name) != len("fraud")+6+len(".westeurope.cloudapp.azure.com") {
 		t.Fatalf("derived name %q, want fraud + 6 characters + .westeurope.cloudapp.azure.com", name)
 	}
@@ -104,8 +104,8 @@ func TestServeACMELeafDomainLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, _ := startACMEServe(t, storage, "--leaf-domain-label", "fraud", "--region", "westeurope")
-	if again.cfg.cname != name {
-		t.Errorf("after a restart the name is %q, want the stored %q", again.cfg.cname, name)
+	if again.cfg.CName != name {
+		t.Errorf("after a restart the name is %q, want the stored %q", again.cfg.CName, name)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,8 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/scoregate/scoregate/bench"
@@ -323,95 +320,6 @@ func writeBenchHTML(c benchConfig, results []*bench.Result) error {
 		return fmt.Errorf("--html %q: %w", c.html, err)
 	}
 	return nil
-}
-
-// inProcess is a scoregate started by `bench` without --url, in front of
-// the synthetic backend, both on 127.0.0.1.
-type inProcess struct {
-	url, tlsAddr string         // https://localhost:<port>/score and 127.0.0.1:<port>
-	backendURL   string         // http://127.0.0.1:<port>/score: HTTP/1.1 and h2c
-	roots        *x509.CertPool // the --dev CA
-	cleanups     []func()       // in reverse order
-}
-
-// startInProcess starts the synthetic backend and, in front of it, a
-// scoregate made by the same parseServe and newServer as `serve --dev`,
-// with its development certificates in a temporary directory. The caller
-// must call stop.
-func startInProcess(c benchConfig, stderr io.Writer) (_ *inProcess, err error) {
-	ip := &inProcess{}
-	defer func() {
-		if err != nil {
-			ip.stop()
-		}
-	}()
-	dir, err := os.MkdirTemp("", "scoregate-bench-")
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	ip.cleanups = append(ip.cleanups, func() { os.RemoveAll(dir) })
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("bench: starting the synthetic backend: %w", err)
-	}
-	backend := &http.Server{
-		Handler:           bench.NewBackend(bench.BackendConfig{Latency: c.backendLatency}),
-		ReadHeaderTimeout: 10 * time.Second,
-		Protocols:         new(http.Protocols),
-	}
-	backend.Protocols.SetHTTP1(true)
-	backend.Protocols.SetUnencryptedHTTP2(true) // for the direct h2 run
-	var backendWG sync.WaitGroup
-	backendWG.Go(func() { backend.Serve(ln) })
-	ip.cleanups = append(ip.cleanups, func() {
-		backend.Close() // the runs are over: nothing in flight to wait for
-		backendWG.Wait()
-	})
-	ip.backendURL = "http://" + ln.Addr().String() + "/score"
-
-	noEnv := func(string) (string, bool) { return "", false } // SCOREGATE_* are bench's here, not serve's
-	cfg, err := parseServe([]string{
-		"--dev", "--dev-dir", filepath.Join(dir, "dev"),
-		"--listen", "127.0.0.1:0", "--metrics-listen", "",
-		"--backend", "http://" + ln.Addr().String(),
-		"--log-level", "error", "--shutdown-timeout", "5s",
-	}, noEnv, io.Discard)
-	if err != nil {
-		// Not a usageError: nothing the operator gave is wrong.
-		return nil, fmt.Errorf("bench: configuring the in-process scoregate: %v", err)
-	}
-	s, err := newServer(cfg, io.Discard, stderr)
-	if err != nil {
-		return nil, fmt.Errorf("bench: starting the in-process scoregate: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var serverWG sync.WaitGroup
-	serverWG.Go(func() {
-		if err := s.run(ctx); err != nil {
-			fmt.Fprintf(stderr, "scoregate: in-process scoregate: %v\n", err)
-		}
-	})
-	ip.cleanups = append(ip.cleanups, func() {
-		cancel()
-		serverWG.Wait()
-	})
-	if ip.roots, err = certs.LoadRoots(s.devCAFile); err != nil {
-		return nil, fmt.Errorf("bench: the in-process scoregate's CA: %w", err)
-	}
-	_, port, _ := net.SplitHostPort(s.tlsAddr())
-	ip.url = "https://" + net.JoinHostPort(cfg.cname, port) + "/score"
-	ip.tlsAddr = s.tlsAddr()
-	return ip, nil
-}
-
-// stop shuts the scoregate down, then the backend, and removes the
-// certificates.
-func (ip *inProcess) stop() {
-	for i := len(ip.cleanups) - 1; i >= 0; i-- {
-		ip.cleanups[i]()
-	}
-	ip.cleanups = nil
 }
 
 // holdIdle opens --idle connections to --url, holds them for --duration

@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,7 +61,11 @@ func TestServeSIGHUPReloads(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), "api.example.com")
 	be := newRecordingBackend(t)
 	// --watch=false: only SIGHUP may pick up the change.
-	ts := startServe(t, "--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile,
+	// SIGHUP registered as runServe registers it (an in-process server such
+	// as bench's does not).
+	hup := notifySIGHUP()
+	t.Cleanup(func() { signal.Stop(hup) })
+	ts := startServeHooked(t, nil, func(s *server) { s.reload = hup }, "--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile,
 		"--ssl-cname", "api.example.com", "--ca-file", f.CAFile, "--backend", be.URL, "--watch=false")
 	old := servedSerial(t, ts, f)
 	chain, key, serial := newLeafFiles(t, f)

@@ -6,8 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // Exit codes. run maps errors to them in one place.
@@ -79,10 +80,6 @@ func oneLine(s string) string {
 	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
 }
 
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Version == "" {
-		return "(devel)"
-	}
-	return bi.Main.Version
-}
+// version is scoregate's version, as metrics.Version and the build info
+// metric report it.
+func version() string { return metrics.Version() }

@@ -2,16 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/scoregate/scoregate/certs/certstest"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines and the test.
@@ -37,98 +35,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// testServer is a running `scoregate serve` on 127.0.0.1.
-type testServer struct {
-	*server
-	stdout, stderr *syncBuffer
-	stop           func() error // cancels the context and returns run's error
-}
-
-// startServe starts `scoregate serve` with args plus loopback listeners.
-func startServe(t *testing.T, args ...string) *testServer {
-	t.Helper()
-	return startServeWith(t, nil, args...)
-}
-
-// startServeWith is startServe with some listeners bound by the test,
-// keyed by the flag that would configure them.
-func startServeWith(t *testing.T, pre map[string]net.Listener, args ...string) *testServer {
-	t.Helper()
-	args = append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...)
-	cfg, err := parseServe(args, func(string) (string, bool) { return "", false }, io.Discard)
-	if err != nil {
-		t.Fatalf("parseServe(%q): %v", args, err)
-	}
-	cfg.preopened = pre
-	ts := &testServer{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	ts.server, err = newServer(cfg, ts.stdout, ts.stderr)
-	if err != nil {
-		t.Fatalf("newServer(%q): %v", args, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.run(ctx) }()
-	var once sync.Once
-	var runErr error
-	ts.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(10 * time.Second):
-				runErr = errors.New("run did not return within 10s of cancel")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := ts.stop(); err != nil {
-			t.Errorf("serve: run returned %v, want nil", err)
-		}
-	})
-	return ts
-}
-
-func (ts *testServer) addr(name string) string {
-	for _, l := range ts.listeners {
-		if l.name == name {
-			return l.ln.Addr().String()
-		}
-	}
-	return ""
-}
-
-// client returns an HTTP client that trusts roots, sends SNI serverName and
-// dials the server whatever the URL's host.
-func (ts *testServer) client(t *testing.T, roots *x509.CertPool, serverName string, h2 bool) *http.Client {
-	t.Helper()
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: serverName},
-		ForceAttemptHTTP2: h2,
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, ts.tlsAddr())
-		},
-	}
-	if !h2 {
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-func poolOf(t *testing.T, caFile string) *x509.CertPool {
-	t.Helper()
-	b, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		t.Fatalf("%s: no certificates", caFile)
-	}
-	return p
 }
 
 // recordingBackend is a scoring backend that records the last POST's
@@ -223,9 +129,9 @@ func TestServeNameChecks(t *testing.T) {
 		}
 	})
 	t.Run("refusals counted, not logged per connection", func(t *testing.T) {
-		c := ts.src.Counts()
-		if c.RefusedUnrecognizedName < 1 || c.RefusedMissingSNI < 1 {
-			t.Errorf("Counts() = %+v, want at least one of each refusal", c)
+		name, sni := ts.metrics.HandshakeErrors(metrics.HandshakeUnrecognizedName), ts.metrics.HandshakeErrors(metrics.HandshakeMissingSNI)
+		if name < 1 || sni < 1 {
+			t.Errorf("refusals counted: unrecognized_name %v, missing_sni %v; want at least one of each", name, sni)
 		}
 		if strings.Contains(ts.stderr.String(), "evil.example.com") {
 			t.Errorf("log mentions a refused handshake at info level:\n%s", ts.stderr)

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"crypto/x509"
+	"io"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/proxy"
+)
+
+// serverConfig is what a server is built from: serve's flags resolved
+// (serveConfig.resolve), or a Go literal (the bench command, tests). The
+// zero value of a field means what its comment says.
+type serverConfig struct {
+	Listen        string // TLS address; required
+	MetricsListen string // /healthz, /readyz, /metrics; "": none
+	HTTPListen    string // plain-HTTP redirect (and ACME HTTP-01); "": none
+	HTTPSPort     string // the port the redirect points to; "": Listen's
+
+	Backend *url.URL // the scoring backend; nil only with Dev: the demo backend
+	CName   string   // the name clients use; required
+
+	// The certificate: a PEM pair, or ACME when ACME is not nil.
+	CertFile, KeyFile string
+	ACME              *acmeSettings
+	Roots             *x509.CertPool // extra roots for the chain-completeness warning
+	AllowMissingSNI   bool
+
+	AuthKeyFile      string // bearer keys; "": none required
+	AuthExemptHealth bool
+
+	Watch       bool              // watch the certificate and key files (SIGHUP reloads either way)
+	WatchConfig certs.WatchConfig // the watch's debounce, poll and settle
+
+	// Proxy configures the request path; its CName, Backend and Auth are
+	// set by newServer.
+	Proxy proxy.Config
+
+	ReadHeaderTimeout      time.Duration // if zero, none
+	IdleTimeout            time.Duration // if zero, ReadHeaderTimeout's
+	ShutdownTimeout        time.Duration // if zero, 30s
+	MaxHeaderBytes         int           // if zero, net/http's 1 MiB
+	H2MaxConcurrentStreams int           // if zero, net/http's 250
+	Pprof                  bool
+
+	Dev       bool   // development mode: the loud warning and the curl line
+	DevCAFile string // the CA of Dev's certificate, for the curl line
+	LeafLabel string // --leaf-domain-label, for the DNS instruction
+	Region    string
+
+	Log zerolog.Logger
+
+	// Preopened are listeners bound by a test, by the flag that would
+	// name their address ("listen", "http-listen", "metrics-listen").
+	Preopened map[string]net.Listener
+}
+
+// acmeSettings are the ACME flags.
+type acmeSettings struct {
+	CA      string
+	CARoot  *x509.CertPool
+	Email   string
+	Storage string
+}
+
+// resolve derives what the flags imply: the logger, the backend URL, the
+// extra roots, the --dev certificate and demo backend, the ACME settings and
+// the name made from --leaf-domain-label. The parsed flags stay as given.
+// Errors name the flag at fault.
+func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
+	backend, err := c.backendURL()
+	if err != nil {
+		return serverConfig{}, err
+	}
+	sc := serverConfig{
+		Listen:           c.listen,
+		MetricsListen:    c.metricsListen,
+		HTTPListen:       c.httpListen,
+		HTTPSPort:        c.httpsPort,
+		Backend:          backend,
+		CName:            c.cname,
+		CertFile:         c.certFile,
+		KeyFile:          c.keyFile,
+		AllowMissingSNI:  c.allowMissingSNI,
+		AuthKeyFile:      c.authKeyFile,
+		AuthExemptHealth: c.authExemptHealth,
+		Watch:            c.watch,
+		WatchConfig:      certs.WatchConfig{Settle: c.reloadSettle, Poll: c.watchPoll},
+		Proxy: proxy.Config{
+			UpstreamTimeout:  c.upstreamTimeout,
+			DialTimeout:      c.dialTimeout,
+			BodyReadTimeout:  c.bodyReadTimeout,
+			ProbeInterval:    c.backendProbe,
+			MaxBodyBytes:     int64(c.maxBodyBytes),
+			MaxIdleConns:     c.maxIdleConns,
+			DisableAccessLog: !c.accessLog,
+		},
+		ReadHeaderTimeout:      c.readHeaderTimeout,
+		IdleTimeout:            c.idleTimeout,
+		ShutdownTimeout:        c.shutdownTimeout,
+		MaxHeaderBytes:         int(c.maxHeaderBytes),
+		H2MaxConcurrentStreams: c.h2MaxConcurrentStreams,
+		Pprof:                  c.pprof,
+		Dev:                    c.dev,
+		LeafLabel:              c.leafLabel,
+		Region:                 c.region,
+		Log:                    newLogger(c, stderr),
+	}
+	if c.caFile != "" {
+		if sc.Roots, err = certs.LoadRoots(c.caFile); err != nil {
+			return sc, usageError{flagError(err)}
+		}
+	}
+	if c.dev {
+		if err := c.resolveDev(&sc); err != nil {
+			return sc, err
+		}
+	}
+	if c.acme {
+		sc.ACME = &acmeSettings{CA: c.acmeCA, Email: c.acmeEmail, Storage: c.storage}
+		if c.acmeCARoot != "" {
+			if sc.ACME.CARoot, err = certs.LoadRoots(c.acmeCARoot); err != nil {
+				return sc, usagef("--acme-ca-root: %w", err)
+			}
+		}
+		if c.leafLabel != "" {
+			if sc.CName, err = certs.LeafDomainName(c.storage, c.leafLabel, c.region, c.overwriteDomain); err != nil {
+				return sc, usageError{flagError(err)}
+			}
+		}
+	}
+	return sc, nil
+}
+
+// resolveDev makes the --dev certificate (unless files were given) and asks
+// for the demo scoring backend (unless --backend was given).
+func (c serveConfig) resolveDev(sc *serverConfig) error {
+	if c.certFile == "" {
+		files, err := certs.WriteDev(c.devDir, sc.CName)
+		if err != nil {
+			return usagef("--dev-dir %q: %w", c.devDir, err)
+		}
+		sc.CertFile, sc.KeyFile, sc.DevCAFile = files.CertFile, files.KeyFile, files.CAFile
+		roots, err := certs.LoadRoots(files.CAFile)
+		if err != nil {
+			return usagef("--dev-dir: %w", err)
+		}
+		if sc.Roots == nil {
+			sc.Roots = roots
+		}
+	}
+	if !c.given["backend"] {
+		sc.Backend = nil // the demo backend
+	}
+	return nil
+}

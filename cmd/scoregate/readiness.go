@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/metrics"
+)
+
+// readiness answers /readyz.
+func (s *server) readiness(context.Context) metrics.Readiness {
+	return readiness(time.Now(), s.certs.Status(), s.proxy.BackendHealth())
+}
+
+// readiness is /readyz as a function of the served certificate and the
+// backend's last health check, the same for both certificate sources: ready
+// when a certificate is served that is valid now, and the backend answered
+// its last check.
+func readiness(now time.Time, cert certs.Status, backend *metrics.BackendInfo) metrics.Readiness {
+	rd := metrics.Readiness{Backend: backend}
+	leaf := cert.Leaf
+	if leaf != nil {
+		rd.Certificate = &metrics.CertInfo{Subject: leaf.Subject.String(), DNSNames: leaf.DNSNames, NotAfter: leaf.NotAfter, Source: cert.Source}
+	}
+	if last := cert.LastReload; last != nil {
+		rd.LastReload = &metrics.ReloadInfo{Result: metrics.ResultOK, At: last.At}
+		if last.Err != nil {
+			rd.LastReload.Result, rd.LastReload.Error = metrics.ResultError, last.Err.Error()
+		}
+	}
+	switch {
+	case leaf == nil && cert.Pending != "":
+		rd.Reason = "no certificate yet: " + cert.Pending
+	case leaf == nil:
+		rd.Reason = "no certificate loaded"
+	case !now.Before(leaf.NotAfter):
+		rd.Reason = "the certificate expired at " + stamp(leaf.NotAfter)
+		if cert.LastError != nil {
+			rd.Reason += "; the last order failed: " + cert.LastError.Error()
+		}
+	case now.Before(leaf.NotBefore):
+		rd.Reason = "the certificate is not valid before " + stamp(leaf.NotBefore)
+	case backend == nil || backend.CheckedAt.IsZero():
+		rd.Reason = "backend not checked yet"
+	case !backend.Ready:
+		rd.Reason = "backend not ready: " + backend.Error
+	default:
+		rd.Ready = true
+	}
+	return rd
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// logRefusals logs refused handshakes as one summary line per interval,
+// never one line per connection: load-balancer probes without SNI would
+// flood the log. It reads the metrics' counters, the only count of them.
+func (s *server) logRefusals(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastName, lastSNI float64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		name, sni := s.metrics.HandshakeErrors(metrics.HandshakeUnrecognizedName), s.metrics.HandshakeErrors(metrics.HandshakeMissingSNI)
+		if dn, ds := name-lastName, sni-lastSNI; dn+ds > 0 {
+			s.log.Warn().Uint64("unrecognized_name", uint64(dn)).Uint64("missing_sni", uint64(ds)).Dur("interval", every).
+				Msg("refused TLS handshakes for other server names or without SNI")
+		}
+		lastName, lastSNI = name, sni
+	}
+}
