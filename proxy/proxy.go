@@ -48,6 +48,12 @@ const (
 	expectContinue    = 1 * time.Second
 	copyBufferSize    = 32 << 10 // ReverseProxy's own default
 	tlsHandshakeLimit = 10 * time.Second
+	// checkIdleAfter: h1 asks the kernel whether the backend closed an idle
+	// connection only once it has been idle this long. Keep-alive timeouts
+	// are seconds (gunicorn 2s, uvicorn 5s), so an idle close is always
+	// seen; under load, connections come back within a millisecond and
+	// skip the system call.
+	checkIdleAfter = 5 * time.Millisecond
 )
 
 // Config configures a Proxy. Fields marked required must be set; the zero
@@ -234,6 +240,7 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 			ResponseHeaderTimeout: cfg.UpstreamTimeout,
 			MaxIdleConns:          cfg.MaxIdleConns,
 			IdleConnTimeout:       idleConnTimeout,
+			CheckIdleAfter:        checkIdleAfter,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("proxy: Backend %q: %w", backend.Redacted(), err)

@@ -492,37 +492,94 @@ func TestNoRetryOnFreshConnection(t *testing.T) {
 
 // TestIdleCloseDetectedBeforeReuse: a pooled connection the backend has
 // closed is found dead before a request is written to it.
+// TestIdleCloseDetectedBeforeReuse: a connection the backend closed while
+// it sat idle is found before reuse, so that a POST on it is not lost: on
+// every reuse (CheckIdleAfter zero), and with CheckIdleAfter once the
+// connection has been idle that long.
 func TestIdleCloseDetectedBeforeReuse(t *testing.T) {
-	b := newBackend(t, func(sc *srvConn) {
-		if _, err := sc.read(); err == nil {
-			sc.write(ok200) // and close, as gunicorn does past its keep-alive
-		}
-	})
-	tr, dials := newTransport(t, b, Config{})
+	for _, tt := range []struct {
+		name       string
+		checkAfter time.Duration
+		idleFor    time.Duration // moved back on the pooled connection's clock
+	}{
+		{"every reuse checked", 0, 0},
+		{"idle past CheckIdleAfter", time.Hour, 2 * time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, func(sc *srvConn) {
+				if _, err := sc.read(); err == nil {
+					sc.write(ok200) // and close, as gunicorn does past its keep-alive
+				}
+			})
+			tr, dials := newTransport(t, b, Config{CheckIdleAfter: tt.checkAfter, IdleConnTimeout: 24 * time.Hour})
 
-	do(t, tr, newRequest(t, "POST", b, "/", strings.NewReader("one")))
-	if got := tr.IdleConns(); got != 1 {
-		t.Fatalf("IdleConns() = %d, want 1", got)
-	}
-	waitFor(t, waitLimit, "the backend to close its first connection", func() bool { return b.nended() == 1 })
-	waitFor(t, waitLimit, "the backend's FIN to reach the pooled connection", func() bool {
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		return len(tr.idle) == 1 && peerClosed(tr.idle[0].nc)
-	})
+			do(t, tr, newRequest(t, "POST", b, "/", strings.NewReader("one")))
+			if got := tr.IdleConns(); got != 1 {
+				t.Fatalf("IdleConns() = %d, want 1", got)
+			}
+			waitFor(t, waitLimit, "the backend to close its first connection", func() bool { return b.nended() == 1 })
+			waitFor(t, waitLimit, "the backend's FIN to reach the pooled connection", func() bool {
+				tr.mu.Lock()
+				defer tr.mu.Unlock()
+				return len(tr.idle) == 1 && peerClosed(tr.idle[0].nc)
+			})
+			tr.mu.Lock()
+			tr.idle[0].idleSince = tr.idle[0].idleSince.Add(-tt.idleFor)
+			tr.mu.Unlock()
 
-	if _, body := do(t, tr, newRequest(t, "POST", b, "/", strings.NewReader("two"))); body != "ok" {
-		t.Errorf("second POST body = %q, want %q", body, "ok")
+			if _, body := do(t, tr, newRequest(t, "POST", b, "/", strings.NewReader("two"))); body != "ok" {
+				t.Errorf("second POST body = %q, want %q", body, "ok")
+			}
+			var bodies []string
+			for _, r := range b.requests() {
+				bodies = append(bodies, r.body)
+			}
+			if got, want := strings.Join(bodies, ","), "one,two"; got != want {
+				t.Errorf("backend read POST bodies %s, want %s", got, want)
+			}
+			if got := dials.Load(); got != 2 {
+				t.Errorf("dials = %d, want 2", got)
+			}
+		})
 	}
-	var bodies []string
-	for _, r := range b.requests() {
-		bodies = append(bodies, r.body)
-	}
-	if got, want := strings.Join(bodies, ","), "one,two"; got != want {
-		t.Errorf("backend read POST bodies %s, want %s", got, want)
-	}
-	if got := dials.Load(); got != 2 {
-		t.Errorf("dials = %d, want 2", got)
+}
+
+// TestCheckIdleAfterSkipsRecentConnections: a connection back in the pool
+// for less than CheckIdleAfter is reused without asking the kernel, so a
+// close the backend made in that moment is found by the request itself: a
+// POST then fails (it is never sent twice), a GET is sent again. This is
+// the trade-off CheckIdleAfter makes; scoregate sets it far below any
+// keep-alive timeout.
+func TestCheckIdleAfterSkipsRecentConnections(t *testing.T) {
+	for _, tt := range []struct {
+		method      string
+		wantErr     bool
+		wantBackend int
+	}{{"POST", true, 1}, {"GET", false, 2}} {
+		t.Run(tt.method, func(t *testing.T) {
+			b := newBackend(t, func(sc *srvConn) {
+				if _, err := sc.read(); err == nil {
+					sc.write(ok200) // and close
+				}
+			})
+			tr, _ := newTransport(t, b, Config{CheckIdleAfter: time.Hour})
+			do(t, tr, newRequest(t, tt.method, b, "/", nil))
+			waitFor(t, waitLimit, "the backend's FIN to reach the pooled connection", func() bool {
+				tr.mu.Lock()
+				defer tr.mu.Unlock()
+				return len(tr.idle) == 1 && peerClosed(tr.idle[0].nc)
+			})
+			resp, err := tr.RoundTrip(newRequest(t, tt.method, b, "/", nil))
+			if err == nil {
+				resp.Body.Close()
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("%s on the closed connection: err = %v, want error %v", tt.method, err, tt.wantErr)
+			}
+			if got := len(b.requests()); got != tt.wantBackend {
+				t.Errorf("the backend read %d requests, want %d", got, tt.wantBackend)
+			}
+		})
 	}
 }
 
