@@ -214,8 +214,8 @@ func trustWarning(certs []*x509.Certificate, roots *x509.CertPool, now time.Time
 	}
 	last := certs[len(certs)-1]
 	if selfSigned(last) {
-		return fmt.Sprintf("chain ends in the self-signed root %q, which neither the system roots nor --ca-file contain; clients that do not trust it will fail to verify the chain", subject(last))
+		return fmt.Sprintf("chain ends in the self-signed root %q, which is not among the trusted roots (the system's and the extra ones given); clients that do not trust it will fail to verify the chain", subject(last))
 	}
-	return fmt.Sprintf("chain may be incomplete: %q was issued by %q, which neither the system roots nor --ca-file contain; clients may fail to verify it",
+	return fmt.Sprintf("chain may be incomplete: %q was issued by %q, which is not among the trusted roots (the system's and the extra ones given); clients may fail to verify it",
 		subject(last), last.Issuer.String())
 }

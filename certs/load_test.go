@@ -456,7 +456,7 @@ func TestLoadPairWarnings(t *testing.T) {
 		{name: "unknown root: chain may be incomplete", setup: func(t *testing.T, dir string) fixture {
 			f := certstest.NewFiles(t, dir, cname)
 			return fixture{f.CertFile, f.KeyFile, certs.LoadOptions{CName: cname}}
-		}, want: []string{`chain may be incomplete: "CN=Test Intermediate" was issued by "CN=Test Root", which neither the system roots nor --ca-file contain; clients may fail to verify it`}},
+		}, want: []string{`chain may be incomplete: "CN=Test Intermediate" was issued by "CN=Test Root", which is not among the trusted roots (the system's and the extra ones given); clients may fail to verify it`}},
 		{name: "Roots holding the root", setup: func(t *testing.T, dir string) fixture {
 			f := certstest.NewFiles(t, dir, cname)
 			roots := x509.NewCertPool()
@@ -481,7 +481,7 @@ func TestLoadPairWarnings(t *testing.T) {
 			p := newPKI(t)
 			leaf := p.inter.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})
 			return chainOf(t, dir, leaf, leaf.CertPEM, p.inter.CertPEM, p.root.CertPEM)
-		}, want: []string{`chain ends in the self-signed root "CN=Test Root", which neither the system roots nor --ca-file contain`}},
+		}, want: []string{`chain ends in the self-signed root "CN=Test Root", which is not among the trusted roots (the system's and the extra ones given)`}},
 		{name: "expires in 10 days", setup: func(t *testing.T, dir string) fixture {
 			f := certstest.NewFiles(t, dir, cname)
 			roots := x509.NewCertPool()

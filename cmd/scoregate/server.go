@@ -313,7 +313,11 @@ func (s *server) printLeafDomainHelp() {
 func (s *server) logStartupWarnings() {
 	if f, ok := s.certs.(*fileCerts); ok {
 		for _, w := range f.Current().Warnings {
-			s.log.Warn().Str("file", s.cfg.CertFile).Msg(w)
+			ev := s.log.Warn().Str("file", s.cfg.CertFile)
+			if strings.Contains(w, "trusted roots") {
+				ev = ev.Str("hint", "--ca-file adds trusted roots")
+			}
+			ev.Msg(w)
 		}
 	}
 	for _, f := range certs.SubPathMountsOfProcess(s.cfg.CertFile, s.cfg.KeyFile, s.cfg.AuthKeyFile) {
