@@ -42,7 +42,7 @@ type serverConfig struct {
 	Proxy proxy.Config
 
 	ReadHeaderTimeout      time.Duration // if zero, none
-	IdleTimeout            time.Duration // if zero, ReadHeaderTimeout's
+	IdleTimeout            time.Duration // if zero, net/http's (none without a ReadTimeout)
 	ShutdownTimeout        time.Duration // if zero, 30s
 	MaxHeaderBytes         int           // if zero, net/http's 1 MiB
 	H2MaxConcurrentStreams int           // if zero, net/http's 250
