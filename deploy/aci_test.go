@@ -149,33 +149,6 @@ func readACIGroup(t *testing.T, file string) *aciContainerGroup {
 	return g
 }
 
-var defaultLine = regexp.MustCompile(`\(default "([^"]*)"\)$`)
-
-// serveDefaults returns the quoted defaults of serve's flags, read from the
-// same pinned --help as serveFlags. (aks_test.go's helpDefaults reads the
-// same; one of the two can go once both files have settled.)
-func serveDefaults(t *testing.T) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(usageGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, help, _ := strings.Cut(string(b), "-- serve-help.golden --")
-	help, _, _ = strings.Cut(help, "\n-- ")
-	defaults, name := map[string]string{}, ""
-	for _, line := range strings.Split(help, "\n") {
-		if m := flagLine.FindStringSubmatch(line); m != nil {
-			name = m[1]
-		} else if m := defaultLine.FindStringSubmatch(line); m != nil && name != "" {
-			defaults[name] = m[1]
-		}
-	}
-	if defaults["listen"] != ":8443" || defaults["backend"] == "" {
-		t.Fatalf("read the default of --listen as %q from %s; the format changed?", defaults["listen"], usageGolden)
-	}
-	return defaults
-}
-
 // aciGroup is a container group with scoregate's command line read.
 type aciGroup struct {
 	g        *aciContainerGroup

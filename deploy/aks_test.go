@@ -341,36 +341,6 @@ func (m *manifests) gates() []*gate {
 	return gs
 }
 
-// helpDefaults returns the defaults the pinned `serve --help` prints.
-func helpDefaults(t *testing.T) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(usageGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, help, ok := strings.Cut(string(b), "-- serve-help.golden --")
-	if !ok {
-		t.Fatalf("%s has no serve-help.golden section", usageGolden)
-	}
-	help, _, _ = strings.Cut(help, "\n-- ")
-	defaults := map[string]string{}
-	name := ""
-	for _, line := range strings.Split(help, "\n") {
-		if m := flagLine.FindStringSubmatch(line); m != nil {
-			name = m[1]
-			continue
-		}
-		if i := strings.LastIndex(line, "(default "); i >= 0 && name != "" {
-			v := strings.TrimSuffix(line[i+len("(default "):], ")")
-			if u, err := strconv.Unquote(v); err == nil {
-				v = u
-			}
-			defaults[name] = v
-		}
-	}
-	return defaults
-}
-
 // get returns a flag's effective value: as set, else serve's default.
 func (g *gate) get(name string) string {
 	if v, ok := g.set[name]; ok {
@@ -389,7 +359,7 @@ var defaultsForChecks = map[string]string{
 }
 
 func TestAKSDefaults(t *testing.T) {
-	got := helpDefaults(t)
+	got := serveDefaults(t)
 	for name, want := range defaultsForChecks {
 		if got[name] != want {
 			t.Errorf("serve --help: --%s defaults to %q, the aksChecks assume %q", name, got[name], want)

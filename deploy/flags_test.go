@@ -3,6 +3,7 @@ package deploy
 import (
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,17 +19,8 @@ var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 // dashes, with the type word of each ("" for a boolean).
 func serveFlags(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(usageGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, help, ok := strings.Cut(string(b), "-- serve-help.golden --")
-	if !ok {
-		t.Fatalf("%s has no serve-help.golden section", usageGolden)
-	}
-	help, _, _ = strings.Cut(help, "\n-- ") // up to the next file, if any
 	flags := map[string]string{}
-	for _, line := range strings.Split(help, "\n") {
+	for _, line := range strings.Split(serveHelp(t), "\n") {
 		m := flagLine.FindStringSubmatch(line)
 		if m == nil {
 			continue
@@ -43,6 +35,45 @@ func serveFlags(t *testing.T) map[string]string {
 		t.Fatalf("read only %d flags from %s; the format changed?", len(flags), usageGolden)
 	}
 	return flags
+}
+
+// serveHelp returns the pinned `serve --help` text.
+func serveHelp(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(usageGolden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, help, ok := strings.Cut(string(b), "-- serve-help.golden --")
+	if !ok {
+		t.Fatalf("%s has no serve-help.golden section", usageGolden)
+	}
+	help, _, _ = strings.Cut(help, "\n-- ") // up to the next file, if any
+	return help
+}
+
+// serveDefaults returns the default of each serve flag that prints one, as
+// the pinned --help gives it (quoted strings unquoted).
+func serveDefaults(t *testing.T) map[string]string {
+	t.Helper()
+	defaults, name := map[string]string{}, ""
+	for _, line := range strings.Split(serveHelp(t), "\n") {
+		if m := flagLine.FindStringSubmatch(line); m != nil {
+			name = m[1]
+			continue
+		}
+		if i := strings.LastIndex(line, "(default "); i >= 0 && name != "" {
+			v := strings.TrimSuffix(line[i+len("(default "):], ")")
+			if u, err := strconv.Unquote(v); err == nil {
+				v = u
+			}
+			defaults[name] = v
+		}
+	}
+	if defaults["listen"] != ":8443" || defaults["backend"] == "" {
+		t.Fatalf("read the default of --listen as %q from %s; the format changed?", defaults["listen"], usageGolden)
+	}
+	return defaults
 }
 
 // envFlag returns the flag a SCOREGATE_* variable sets.
