@@ -191,3 +191,70 @@ func (b *bytesBody) Read(p []byte) (int, error) {
 }
 
 func (b *bytesBody) Close() error { return nil }
+
+// readAhead reads the request body, or its first bytes, before a backend
+// connection is taken, and gives out the body to forward.
+//
+// A body of known length that fits one buffer (a scoring request, as a
+// rule) is read whole: the backend then gets the request in one write and
+// the model never waits on a slow client. A larger body, or one of unknown
+// length, streams; but only once its first bytes have arrived, so that a
+// client that announces a body and sends nothing holds no backend
+// connection. Either wait is bounded by the body read timeout, and is
+// recorded in st.bodyWait: it is not scoregate's overhead.
+//
+// pooled says whether the buffer that holds what was read ahead may go
+// back to the pool when ServeHTTP ends: only on the direct path, and only
+// for a body read whole, which h1 writes before Do returns. A streaming
+// body's writer, or net/http's transport, may still hold the buffer after
+// ServeHTTP has returned.
+func (p *Proxy) readAhead(st *reqState, w http.ResponseWriter, r, out *http.Request, pooled bool) error {
+	rc := r.Body
+	if p.maxBodyBytes > 0 && r.ContentLength < 0 {
+		// Unknown length (chunked, or HTTP/2 without content-length):
+		// cut it off mid-stream. The server's writer w, not st.rec, so
+		// that net/http closes the connection after the 413.
+		rc = http.MaxBytesReader(w, r.Body, p.maxBodyBytes)
+	}
+	st.ctl = *http.NewResponseController(w) // a copy in st: one allocation less
+	st.body.init(r, rc, &st.ctl, p.bodyReadTimeout)
+	st.buf = p.buffers.pool.Get().(*[copyBufferSize]byte)
+	buf := st.buf[:]
+	var n int
+	var err error
+	waitStart := time.Now()
+	if r.ContentLength > 0 && r.ContentLength <= int64(len(buf)) {
+		n, err = io.ReadFull(&st.body, buf[:r.ContentLength])
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = &clientError{io.ErrUnexpectedEOF}
+		}
+		if err == nil {
+			err = io.EOF // whole
+		}
+	} else {
+		for n == 0 && err == nil {
+			n, err = st.body.Read(buf)
+		}
+	}
+	st.bodyWait = time.Since(waitStart)
+	if !pooled || err != io.EOF {
+		st.buf = nil // not back to the pool: see above
+	}
+	switch {
+	case err == io.EOF:
+		// The whole body is in hand: forward it with its length, which
+		// also spares the backend a chunked body.
+		st.whole = bytesBody{b: buf[:n]}
+		out.Body, out.ContentLength, out.TransferEncoding = &st.whole, int64(n), nil
+		out.GetBody = func() (io.ReadCloser, error) { return &bytesBody{b: buf[:n]}, nil }
+		if n == 0 {
+			out.Body, out.GetBody = http.NoBody, nil
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	st.prefixed = prefixedBody{prefix: buf[:n], rest: &st.body}
+	out.Body = &st.prefixed
+	return nil
+}

@@ -37,9 +37,9 @@
 //
 // A request reaches the model at most once: h1 sends a request again only
 // as net/http does (nothing of it written, or an idempotent method or
-// idempotency key with a body that can be had again), and checks every
-// idle connection before reuse, so that a backend's keep-alive timeout
-// fails no request.
+// idempotency key with a body that can be had again), and checks a
+// connection idle for 5 ms or more before reuse (one MSG_PEEK recv), so
+// that a backend's keep-alive timeout, always seconds, fails no request.
 //
 // Client input is the client's fault. A body of known length up to 32 KiB
 // is read whole before a backend connection is taken; a larger one, or one

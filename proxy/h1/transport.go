@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +29,7 @@ const SyncBodyLimit = 32 << 10
 
 const (
 	tcpKeepAlive    = 30 * time.Second
-	max1xxResponses = 5 // as net/http.Transport
+	max1xxResponses = 5 // a bound of our own (net/http bounds 1xx by header bytes); backends send one or two
 	bufferSize      = 4 << 10
 )
 
@@ -144,120 +143,6 @@ func (t *Transport) IdleConns() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.idle)
-}
-
-// conn is one connection to the backend.
-type conn struct {
-	nc        net.Conn
-	peek      *peeker
-	br        *bufio.Reader
-	bw        *bufio.Writer
-	written   int64 // bytes the kernel accepted for the current request
-	idleSince time.Time
-	reused    bool // carried a request before the current one
-
-	// mu orders the read deadline between the response reader and a body
-	// writer: the writer arms ResponseHeaderTimeout when it finishes, unless
-	// the headers have arrived already.
-	mu          sync.Mutex
-	headersDone bool
-	canceled    bool // the caller left: the deadline in the past stays
-}
-
-// Write counts what the kernel accepted, so that a failed write can tell
-// whether anything of the request left.
-func (c *conn) Write(p []byte) (int, error) {
-	n, err := c.nc.Write(p)
-	c.written += int64(n)
-	return n, err
-}
-
-// aLongTimeAgo is a deadline in the past: it ends blocked reads and writes.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// getConn returns a live idle connection unless fresh is set, or dials.
-func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
-	for !fresh {
-		c := t.popIdle()
-		if c == nil {
-			break
-		}
-		// The backend may have closed the connection while it sat idle
-		// (gunicorn's keep-alive is 2s): ask the kernel first, rather than
-		// find out by losing a request (see Config.CheckIdleAfter).
-		if c.br.Buffered() == 0 && (time.Since(c.idleSince) < t.checkAfter || !c.peek.peerClosed()) {
-			c.reused = true
-			return c, nil
-		}
-		c.nc.Close()
-	}
-	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
-	if t.testHookDialed != nil {
-		t.testHookDialed()
-	}
-	if err != nil {
-		return nil, err
-	}
-	c := &conn{nc: nc, peek: newPeeker(nc)}
-	c.br = bufio.NewReaderSize(nc, bufferSize)
-	c.bw = bufio.NewWriterSize(c, bufferSize)
-	return c, nil
-}
-
-// popIdle takes the most recently used idle connection, after dropping
-// those idle for longer than the idle timeout.
-func (t *Transport) popIdle() *conn {
-	now := time.Now()
-	t.mu.Lock()
-	expired := t.expireLocked(now)
-	var c *conn
-	if n := len(t.idle); n > 0 {
-		c = t.idle[n-1]
-		t.idle[n-1] = nil
-		t.idle = t.idle[:n-1]
-	}
-	t.mu.Unlock()
-	closeAll(expired)
-	return c
-}
-
-// putIdle returns c to the pool, or closes it when the pool is full.
-func (t *Transport) putIdle(c *conn) {
-	c.idleSince = time.Now()
-	t.mu.Lock()
-	expired := t.expireLocked(c.idleSince)
-	if len(t.idle) < t.maxIdle {
-		t.idle = append(t.idle, c)
-		c = nil
-	}
-	t.mu.Unlock()
-	closeAll(expired)
-	if c != nil {
-		c.nc.Close()
-	}
-}
-
-// expireLocked removes the connections idle past the timeout from the
-// bottom of the stack and returns them, to be closed outside the lock.
-func (t *Transport) expireLocked(now time.Time) []*conn {
-	n := 0
-	for n < len(t.idle) && now.Sub(t.idle[n].idleSince) > t.idleTimeout {
-		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	expired := append([]*conn(nil), t.idle[:n]...)
-	rest := copy(t.idle, t.idle[n:])
-	clear(t.idle[rest:])
-	t.idle = t.idle[:rest]
-	return expired
-}
-
-func closeAll(cs []*conn) {
-	for _, c := range cs {
-		c.nc.Close()
-	}
 }
 
 // RoundTrip sends req to the backend and returns its response. The response
@@ -524,110 +409,4 @@ func replayable(req *http.Request) bool {
 	_, key := req.Header["Idempotency-Key"]
 	_, xkey := req.Header["X-Idempotency-Key"]
 	return key || xkey
-}
-
-// respBody is one exchange on a connection and, once the response headers
-// are in, the response body handed to the caller: it returns the
-// connection to the pool at EOF. It is not safe for concurrent use, as
-// response bodies are not.
-type respBody struct {
-	rc       io.ReadCloser
-	t        *Transport
-	c        *conn
-	ctx      context.Context
-	w        *writer // nil: the request body was written before the response
-	stop     func() bool
-	reusable bool
-	done     bool
-	eof      bool // read to its end
-}
-
-func (b *respBody) Read(p []byte) (int, error) {
-	if b.eof {
-		return 0, io.EOF // as often as asked, as net/http's bodies do
-	}
-	if b.done {
-		return 0, errors.New("h1: read on a closed response body")
-	}
-	n, err := b.rc.Read(p)
-	switch {
-	case err == io.EOF:
-		b.eof = true
-		b.release(true)
-	case err != nil:
-		b.release(false)
-		err = fmt.Errorf("h1: reading the response body: %w", err)
-	}
-	return n, err
-}
-
-// Close closes the connection unless the body was read to its end.
-func (b *respBody) Close() error {
-	if !b.done {
-		b.release(false)
-	}
-	return nil
-}
-
-// release ends the exchange: the connection goes back to the pool if the
-// whole response was read, the whole request written, and nobody
-// canceled; otherwise it is closed, which also ends a body writer that is
-// still at work.
-func (b *respBody) release(complete bool) {
-	b.done = true
-	ok := complete && b.reusable
-	if b.w != nil {
-		select {
-		case <-b.w.done:
-			ok = ok && b.w.err == nil
-		default:
-			ok = false // answered before the whole body was sent
-		}
-	}
-	if b.stop() && ok {
-		b.t.putIdle(b.c)
-		return
-	}
-	b.c.nc.Close()
-}
-
-// writer is one request body being written by its own goroutine.
-type writer struct {
-	done chan struct{} // closed when the writer has ended
-	err  error         // valid once done is closed
-}
-
-// failed returns the writer's error if it has ended, else nil.
-func (w *writer) failed() error {
-	select {
-	case <-w.done:
-		return w.err
-	default:
-		return nil
-	}
-}
-
-// writeBody streams body to c and flushes; then it arms the response header
-// clock. If the body fails, the connection is closed, which ends the wait
-// for a response the backend cannot give.
-func (t *Transport) writeBody(ctx context.Context, c *conn, w *writer, body io.ReadCloser, length int64, trailer http.Header) {
-	err := copyBody(c.bw, body, length)
-	body.Close()
-	if err == nil && length < 0 {
-		err = writeTrailer(c.bw, trailer)
-	}
-	if err == nil {
-		if err = c.bw.Flush(); err != nil {
-			err = fmt.Errorf("h1: writing the request body: %w", err)
-		}
-	}
-	if err == nil {
-		// Before done: once done, c may be back in the pool.
-		t.armHeaderTimeout(ctx, c)
-	}
-	w.err = err
-	close(w.done)
-	if err != nil {
-		c.nc.Close()
-	}
 }
