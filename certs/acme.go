@@ -133,8 +133,8 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 		return nil, &ConfigError{Field: "CName", Err: errRequired}
 	case strings.Contains(cname, "*"):
 		return nil, &ConfigError{Field: "CName", Value: cfg.CName, Err: errors.New("wildcard names need the DNS-01 challenge, which scoregate does not do")}
-	case net.ParseIP(cname) != nil:
-		return nil, &ConfigError{Field: "CName", Value: cfg.CName, Err: errors.New("an IP address, not a DNS name")}
+	case CheckName(cfg.CName) != nil:
+		return nil, &ConfigError{Field: "CName", Value: cfg.CName, Err: CheckName(cfg.CName)}
 	case cfg.Storage == "":
 		return nil, &ConfigError{Field: "Storage", Err: errRequired}
 	case cfg.HTTPAddr == "" && cfg.TLSAddr == "":

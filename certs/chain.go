@@ -15,9 +15,16 @@ import (
 const expiryWarning = 30 * 24 * time.Hour
 
 // parseCertificates returns the certificates in data, in file order. Any
-// PEM block other than "CERTIFICATE" is an error.
-func parseCertificates(data []byte) ([]*x509.Certificate, error) {
+// PEM block other than "CERTIFICATE" is an error, except private keys when
+// keysToo is set (one file holding the key and the chain, as Azure Key
+// Vault's PEM download does). A UTF-8 byte order mark is skipped.
+func parseCertificates(data []byte, keysToo bool) ([]*x509.Certificate, error) {
+	data, err := text(data, ErrNoCertificate)
+	if err != nil {
+		return nil, err
+	}
 	var certs []*x509.Certificate
+	blocks := 0
 	rest := data
 	for n := 1; ; n++ {
 		var b *pem.Block
@@ -25,11 +32,14 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 		if b == nil {
 			break
 		}
+		blocks++
 		switch {
 		case b.Type == "CERTIFICATE":
+		case strings.Contains(b.Type, "PRIVATE KEY") && keysToo:
+			continue
 		case strings.Contains(b.Type, "PRIVATE KEY"):
 			return nil, problemf(ErrUnexpectedBlock,
-				"PEM block %d is a private key (%q), not a certificate; this file must hold only certificates (leaf first, then its chain), and the key belongs in the key file", n, b.Type)
+				"PEM block %d is a private key (%q), not a certificate; give this file as the key file too if it holds the key and the chain together (as Azure Key Vault's PEM download does), or keep only the certificates here (leaf first, then its chain)", n, b.Type)
 		default:
 			return nil, problemf(ErrUnexpectedBlock, "PEM block %d has type %q; this file must hold only \"CERTIFICATE\" blocks", n, b.Type)
 		}
@@ -40,25 +50,45 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, noPEM(data, ErrNoCertificate, "CERTIFICATE", "openssl x509 -inform der -in FILE -out cert.pem")
+		return nil, noPEM(data, ErrNoCertificate, "CERTIFICATE")
 	}
-	if err := truncated(data, len(certs), ErrMalformedCertificate); err != nil {
+	if err := truncated(data, blocks, ErrMalformedCertificate); err != nil {
 		return nil, err
 	}
 	return certs, nil
 }
 
+// convertHint is the command that turns binary and mixed inputs into the
+// pair scoregate reads.
+const convertHint = "scoregate cert convert --in FILE --out-cert cert.pem --out-key key.pem"
+
 // noPEM explains why data held no PEM block of the wanted type.
-func noPEM(data []byte, kind error, typ, convert string) error {
+func noPEM(data []byte, kind error, typ string) error {
 	switch {
 	case len(bytes.TrimSpace(data)) == 0:
 		return problemf(kind, "%v: the file is empty", kind)
 	case bytes.Contains(data, []byte("-----BEGIN ")):
 		return problemf(kind, "%v: the file's PEM blocks are malformed (truncated or corrupted)", kind)
 	case data[0] == 0x30: // an ASN.1 SEQUENCE: DER, or PKCS#12
-		return problemf(kind, "%v: the file is binary (DER or PKCS#12), not PEM; convert DER with `%s`", kind, convert)
+		return problemf(kind, "%v: the file is binary (DER, or PKCS#12 such as a .pfx), not PEM; convert it with `%s` (add --password-file for a protected .pfx)", kind, convertHint)
 	}
 	return problemf(kind, "%v: the file is not PEM (no \"-----BEGIN %s-----\" line)", kind, typ)
+}
+
+// utf8BOM is the byte order mark Windows editors put at the start of a
+// UTF-8 file.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// text returns data without a UTF-8 byte order mark, which would otherwise
+// hide the first PEM block from pem.Decode, or an error matching kind if
+// data is UTF-16 text (Windows Notepad's "Unicode"), which PEM cannot be:
+// a UTF-16 byte order mark, or "BEGIN" in UTF-16LE without one.
+func text(data []byte, kind error) ([]byte, error) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) ||
+		bytes.Contains(data, []byte("B\x00E\x00G\x00I\x00N\x00")) {
+		return nil, problemf(kind, "the file is UTF-16 text (Windows Notepad's \"Unicode\"), which PEM cannot be; save it as UTF-8 (for example `iconv -f UTF-16 -t UTF-8 FILE > FILE.pem`)")
+	}
+	return bytes.TrimPrefix(data, utf8BOM), nil
 }
 
 // truncated reports an error if data has more "-----BEGIN" lines than the
@@ -185,11 +215,22 @@ func days(d time.Duration) string {
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// trustWarning returns a warning if the chain does not verify to a root in
-// roots (if non-nil) or the system pool at now, and "" if it does. A chain
-// clients cannot complete is a warning rather than an error because some
-// clients carry private roots that scoregate cannot know about.
-func trustWarning(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) string {
+// trust is the outcome of verifying a chain to a trusted root.
+type trust struct {
+	// source is "ca-file" (the extra roots) or "system" when the chain
+	// verified, and "" when it did not.
+	source string
+	// chain is the verified chain, leaf to root; nil if none.
+	chain []*x509.Certificate
+	// err is the last verification error when source is "".
+	err error
+}
+
+// verifyTrust verifies certs[0] with certs[1:] as intermediates (in any
+// order) against roots (if non-nil), then the system pool, at now. Key
+// usages are not checked here: checkServerAuth does that with its own
+// message.
+func verifyTrust(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) trust {
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
@@ -198,14 +239,29 @@ func trustWarning(certs []*x509.Certificate, roots *x509.CertPool, now time.Time
 	var err error
 	if roots != nil {
 		opts.Roots = roots
-		if _, err = certs[0].Verify(opts); err == nil {
-			return ""
+		var chains [][]*x509.Certificate
+		if chains, err = certs[0].Verify(opts); err == nil {
+			return trust{source: "ca-file", chain: chains[0]}
 		}
 		opts.Roots = nil // the system pool
 	}
-	if _, err = certs[0].Verify(opts); err == nil {
+	chains, err := certs[0].Verify(opts)
+	if err == nil {
+		return trust{source: "system", chain: chains[0]}
+	}
+	return trust{err: err}
+}
+
+// trustWarning returns a warning if the chain does not verify to a root in
+// roots (if non-nil) or the system pool at now, and "" if it does. A chain
+// clients cannot complete is a warning rather than an error because some
+// clients carry private roots that scoregate cannot know about.
+func trustWarning(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) string {
+	t := verifyTrust(certs, roots, now)
+	if t.source != "" {
 		return ""
 	}
+	err := t.err
 	if uae := (x509.UnknownAuthorityError{}); !errors.As(err, &uae) {
 		var sre x509.SystemRootsError
 		if !errors.As(err, &sre) {
@@ -218,4 +274,46 @@ func trustWarning(certs []*x509.Certificate, roots *x509.CertPool, now time.Time
 	}
 	return fmt.Sprintf("chain may be incomplete: %q was issued by %q, which is not among the trusted roots (the system's and the extra ones given); clients may fail to verify it",
 		subject(last), last.Issuer.String())
+}
+
+// checkServerAuth returns ErrNoServerAuth if the leaf has an Extended Key
+// Usage extension that allows neither TLS server authentication nor any
+// purpose. A leaf without the extension may be used for any purpose.
+func checkServerAuth(leaf *x509.Certificate) error {
+	if len(leaf.ExtKeyUsage) == 0 && len(leaf.UnknownExtKeyUsage) == 0 {
+		return nil
+	}
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	return problemf(ErrNoServerAuth, "%v: its Extended Key Usage allows %s only, so TLS clients refuse it (\"unsuitable certificate purpose\"); reissue it with serverAuth (TLS Web Server Authentication)",
+		ErrNoServerAuth, strings.Join(extKeyUsageNames(leaf), ", "))
+}
+
+// extKeyUsageNames names the leaf's extended key usages as OpenSSL's short
+// names ("serverAuth", "clientAuth") or, when unknown, dotted OIDs.
+func extKeyUsageNames(c *x509.Certificate) []string {
+	names := map[x509.ExtKeyUsage]string{
+		x509.ExtKeyUsageAny:             "anyExtendedKeyUsage",
+		x509.ExtKeyUsageServerAuth:      "serverAuth",
+		x509.ExtKeyUsageClientAuth:      "clientAuth",
+		x509.ExtKeyUsageCodeSigning:     "codeSigning",
+		x509.ExtKeyUsageEmailProtection: "emailProtection",
+		x509.ExtKeyUsageTimeStamping:    "timeStamping",
+		x509.ExtKeyUsageOCSPSigning:     "OCSPSigning",
+	}
+	var out []string
+	for _, u := range c.ExtKeyUsage {
+		if n, ok := names[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("ExtKeyUsage(%d)", int(u)))
+		}
+	}
+	for _, oid := range c.UnknownExtKeyUsage {
+		out = append(out, oid.String())
+	}
+	return out
 }

@@ -30,7 +30,7 @@ const (
 // DevFiles are the paths WriteDev wrote.
 type DevFiles struct {
 	CAFile   string // ca.pem: the development root; clients trust this
-	CertFile string // cert.pem: the leaf alone (its issuer is the root)
+	CertFile string // cert.pem: the full chain, the leaf then the root that signed it
 	KeyFile  string // key.pem: the leaf's PKCS#8 key, mode 0600
 }
 
@@ -40,7 +40,8 @@ type DevFiles struct {
 // 30 more days; otherwise it creates a new ECDSA P-256 root, valid for two
 // years, replacing any files there. It then always mints a fresh ECDSA
 // P-256 leaf for names (DNS names, or IP addresses if they parse as
-// such), valid for 90 days and signed by the root.
+// such), valid for 90 days and signed by the root, and writes it with the
+// root as a full chain, the form a CA's download takes.
 //
 // dir is created with mode 0700 if missing. Every file is written
 // atomically (a temporary file in dir, fsync, rename); the keys get mode
@@ -116,7 +117,8 @@ func WriteDev(dir string, names ...string) (DevFiles, error) {
 	if err := writeFileAtomic(files.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return DevFiles{}, err
 	}
-	if err := writeFileAtomic(files.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})...)
+	if err := writeFileAtomic(files.CertFile, chain, 0o644); err != nil {
 		return DevFiles{}, err
 	}
 	return files, nil
@@ -134,7 +136,7 @@ func loadDevCA(certFile, keyFile string, now time.Time) (*x509.Certificate, cryp
 	if err != nil {
 		return nil, nil, false
 	}
-	certs, err := parseCertificates(certPEM)
+	certs, err := parseCertificates(certPEM, false)
 	if err != nil || len(certs) != 1 {
 		return nil, nil, false
 	}

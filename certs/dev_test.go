@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,6 +65,9 @@ func TestWriteDev(t *testing.T) {
 	}
 	if len(p.Warnings) != 0 {
 		t.Errorf("Warnings = %q, want none", p.Warnings)
+	}
+	if n := len(p.Certificate.Certificate); n != 2 || !bytes.Equal(p.Certificate.Certificate[1], readDER(t, files.CAFile)) {
+		t.Errorf("cert.pem holds %d certificates, want the leaf then ca.pem's root (a full chain)", n)
 	}
 	if !slices.Equal(p.Leaf.DNSNames, []string{"localhost"}) || len(p.Leaf.IPAddresses) != 1 || !p.Leaf.IPAddresses[0].Equal(net.IPv4(127, 0, 0, 1)) {
 		t.Errorf("leaf DNSNames, IPAddresses = %q, %v, want [localhost], [127.0.0.1]", p.Leaf.DNSNames, p.Leaf.IPAddresses)
@@ -177,4 +181,14 @@ func TestWriteDevErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readDER returns the first PEM block's bytes in path.
+func readDER(t *testing.T, path string) []byte {
+	t.Helper()
+	b, _ := pem.Decode(readFile(t, path))
+	if b == nil {
+		t.Fatalf("%s: no PEM block", path)
+	}
+	return b.Bytes
 }

@@ -7,7 +7,11 @@
 // applied once around either source (ServerTLSConfig), what a source
 // reports (Status) and the watch on its expiry (WatchExpiry), the
 // classification of failed handshakes (HandshakeErrorReason,
-// NewHandshakeErrorLog), and development certificates (WriteDev).
+// NewHandshakeErrorLog), development certificates (WriteDev), the report
+// behind `scoregate check` (Check: the same checks as LoadPair, all of them
+// reported), reading the files users hold — PKCS#12, DER, mixed PEM — into
+// a chain and key (ReadBundle, WritePair), and the rules for the name
+// clients use (CheckName).
 //
 // Counts live in the metrics package's collectors only; nothing here keeps
 // a second count. Configuration problems are *ConfigErrors naming the Go

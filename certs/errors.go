@@ -42,6 +42,9 @@ var (
 	// ErrNameNotCovered means the leaf certificate's DNS names do not
 	// include the configured cname.
 	ErrNameNotCovered = errors.New("certificate does not cover the name")
+	// ErrNoServerAuth means the leaf's Extended Key Usage extension does
+	// not allow TLS server authentication (for example clientAuth only).
+	ErrNoServerAuth = errors.New("certificate is not for TLS servers")
 	// ErrExpired means a certificate in the chain is past its NotAfter.
 	ErrExpired = errors.New("certificate has expired")
 	// ErrNotYetValid means a certificate in the chain is before its

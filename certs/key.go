@@ -24,6 +24,10 @@ const decryptHint = "decrypt it first, for example with `openssl pkey -in encryp
 // skipped; certificates are tolerated so that a key file with the
 // certificate appended still works.
 func parseKey(data []byte) (crypto.Signer, error) {
+	data, textErr := text(data, ErrNoKey)
+	if textErr != nil {
+		return nil, textErr
+	}
 	var (
 		keys    []*pem.Block
 		blocks  int
@@ -54,11 +58,18 @@ func parseKey(data []byte) (crypto.Signer, error) {
 	case len(keys) == 0 && sawCert:
 		return nil, problemf(ErrNoKey, "%v: the file holds only certificates; are the certificate and key files swapped?", ErrNoKey)
 	case len(keys) == 0:
-		return nil, noPEM(data, ErrNoKey, "PRIVATE KEY", "openssl pkey -inform der -in FILE -out key.pem")
+		return nil, noPEM(data, ErrNoKey, "PRIVATE KEY")
 	case len(keys) > 1:
 		return nil, problemf(ErrUnexpectedBlock, "the file holds %d private keys; keep only the certificate's key", len(keys))
 	}
-	b := keys[0]
+	return parseKeyBlock(keys[0])
+}
+
+// parseKeyBlock returns the private key in b, a block whose type ends in
+// "PRIVATE KEY". It is an error if the key is encrypted, of a form
+// scoregate does not read, malformed, or refused by checkKeyType. parseKey
+// and ReadBundle share it so that both accept exactly the same keys.
+func parseKeyBlock(b *pem.Block) (crypto.Signer, error) {
 	if b.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
 		form := fmt.Sprintf("PEM block %q", b.Type)
 		if b.Type != "ENCRYPTED PRIVATE KEY" {

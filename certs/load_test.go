@@ -94,6 +94,36 @@ func TestLoadPair(t *testing.T) {
 			leaf := p.inter.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})
 			return chainOf(t, dir, leaf, leaf.CertPEM, p.inter.CertPEM, p.root.CertPEM)
 		}},
+		{name: "key and chain in one file given as both (Azure Key Vault PEM)", setup: func(t *testing.T, dir string) fixture {
+			p := newPKI(t)
+			leaf := p.inter.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})
+			both := certstest.WriteChain(t, dir, "kv.pem", leaf.KeyPEM, leaf.CertPEM, p.inter.CertPEM)
+			return fixture{both, both, certs.LoadOptions{CName: cname}}
+		}},
+		{name: "UTF-8 byte order mark before each file", setup: func(t *testing.T, dir string) fixture {
+			p := newPKI(t)
+			leaf := p.inter.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})
+			bom := []byte{0xef, 0xbb, 0xbf}
+			return fixture{
+				certstest.WriteChain(t, dir, "chain.pem", bom, leaf.CertPEM, p.inter.CertPEM),
+				certstest.WriteChain(t, dir, "key.pem", bom, leaf.KeyPEM),
+				certs.LoadOptions{CName: cname},
+			}
+		}},
+		{name: "CRLF line endings", setup: func(t *testing.T, dir string) fixture {
+			p := newPKI(t)
+			leaf := p.inter.Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})
+			crlf := func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "\n", "\r\n")) }
+			return fixture{
+				certstest.WriteChain(t, dir, "chain.pem", crlf(leaf.CertPEM), crlf(p.inter.CertPEM)),
+				certstest.WriteFile(t, dir, "key.pem", crlf(leaf.KeyPEM)),
+				certs.LoadOptions{CName: cname},
+			}
+		}},
+		{name: "leaf without an Extended Key Usage extension", setup: func(t *testing.T, dir string) fixture {
+			f, _ := newPKI(t).pair(t, dir, certstest.LeafOptions{NoExtKeyUsage: true})
+			return f
+		}},
 		{name: "leaf signed by the root", setup: func(t *testing.T, dir string) fixture {
 			leaf := certstest.NewRootCA(t, "Test Root").Leaf(t, certstest.LeafOptions{DNSNames: []string{cname}})
 			return chainOf(t, dir, leaf, leaf.CertPEM)
@@ -300,7 +330,25 @@ func TestLoadPair(t *testing.T) {
 			f, leaf := newPKI(t).pair(t, dir, certstest.LeafOptions{})
 			certstest.WriteFile(t, dir, "chain.pem", leaf.Cert.Raw)
 			return f
-		}, wantErr: certs.ErrNoCertificate, wantRole: certs.CertFileRole, wantMsg: []string{"binary (DER or PKCS#12)", "openssl x509 -inform der"}},
+		}, wantErr: certs.ErrNoCertificate, wantRole: certs.CertFileRole, wantMsg: []string{"binary (DER, or PKCS#12 such as a .pfx)", "scoregate cert convert --in FILE"}},
+		{name: "UTF-16 certificate file", setup: func(t *testing.T, dir string) fixture {
+			f, leaf := newPKI(t).pair(t, dir, certstest.LeafOptions{})
+			u16 := []byte{0xff, 0xfe}
+			for _, b := range leaf.CertPEM {
+				u16 = append(u16, b, 0)
+			}
+			certstest.WriteFile(t, dir, "chain.pem", u16)
+			return f
+		}, wantErr: certs.ErrNoCertificate, wantRole: certs.CertFileRole, wantMsg: []string{"UTF-16", "save it as UTF-8"}},
+		{name: "key and chain in the certificate file but another key file", setup: func(t *testing.T, dir string) fixture {
+			f, leaf := newPKI(t).pair(t, dir, certstest.LeafOptions{})
+			certstest.WriteChain(t, dir, "chain.pem", leaf.KeyPEM, readFile(t, f.certFile))
+			return f
+		}, wantErr: certs.ErrUnexpectedBlock, wantRole: certs.CertFileRole, wantMsg: []string{"give this file as the key file too", "Key Vault"}},
+		{name: "clientAuth-only leaf", setup: func(t *testing.T, dir string) fixture {
+			f, _ := newPKI(t).pair(t, dir, certstest.LeafOptions{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			return f
+		}, wantErr: certs.ErrNoServerAuth, wantRole: certs.CertFileRole, wantMsg: []string{"allows clientAuth only", "unsuitable certificate purpose", "reissue it with serverAuth"}},
 		{name: "empty certificate file", setup: func(t *testing.T, dir string) fixture {
 			f, _ := newPKI(t).pair(t, dir, certstest.LeafOptions{})
 			certstest.WriteFile(t, dir, "chain.pem", []byte("\n"))

@@ -1,7 +1,9 @@
 package certs
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -101,4 +103,72 @@ func quoteList(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
+}
+
+// CheckName returns an error if name cannot be the cname: it must be a bare
+// DNS host name in ASCII, as clients send it in TLS SNI and the Host
+// header. A URL, a port, a path, a wildcard or an IP address each get a
+// message that shows the bare name to give instead. A trailing dot is
+// allowed. Serving (NewSource, NewACME) and `scoregate check` apply it.
+func CheckName(name string) error {
+	host := name
+	if _, after, ok := strings.Cut(host, "://"); ok {
+		host = after
+	}
+	host, _, _ = strings.Cut(host, "/")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	eg := func(why string) error {
+		if host != "" && host != name && validHostName(host) {
+			return fmt.Errorf("give the bare host name, e.g. %q: %s", host, why)
+		}
+		return fmt.Errorf("give the bare host name clients use, e.g. \"score.contoso.com\": %s", why)
+	}
+	switch {
+	case name == "":
+		return errors.New("empty name")
+	case strings.Contains(name, "://"):
+		return eg("not a URL")
+	case strings.Contains(name, "/"):
+		return eg("no path")
+	case net.ParseIP(host) != nil:
+		return errors.New("an IP address, not a DNS name: TLS clients send no server name (SNI) for an IP address, and the certificate must cover a DNS name")
+	case host != name:
+		return eg("no port (the port clients use is the listener's)")
+	case strings.Contains(name, "*"):
+		return eg("a wildcard belongs in the certificate, not in the name clients use")
+	}
+	for _, r := range name {
+		if r > 0x7f {
+			return errors.New("not ASCII: give the internationalized name in its ASCII (punycode, \"xn--\") form")
+		}
+	}
+	if !validHostName(name) {
+		return errors.New("not a DNS host name: want letters, digits and hyphens in dot-separated labels of at most 63 characters")
+	}
+	return nil
+}
+
+// validHostName reports whether s is letters, digits and hyphens in
+// non-empty dot-separated labels of at most 63 bytes (253 in all), with
+// an optional trailing dot, no label starting or ending with a hyphen.
+func validHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

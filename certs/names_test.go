@@ -106,3 +106,37 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+func TestCheckName(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		want string // substring of the error; "" for none
+	}{
+		{"score.contoso.com", ""},
+		{"score.contoso.com.", ""},
+		{"localhost", ""},
+		{"myservice1a2b3c.westeurope.cloudapp.azure.com", ""},
+		{"https://score.contoso.com", `give the bare host name, e.g. "score.contoso.com": not a URL`},
+		{"https://score.contoso.com:443/score", `e.g. "score.contoso.com": not a URL`},
+		{"score.contoso.com:443", `give the bare host name, e.g. "score.contoso.com": no port`},
+		{"score.contoso.com/score", `e.g. "score.contoso.com": no path`},
+		{"*.contoso.com", "a wildcard belongs in the certificate"},
+		{"10.0.0.4", "an IP address, not a DNS name"},
+		{"[::1]:443", "an IP address"},
+		{"bücher.example", `"xn--"`},
+		{"score..contoso.com", "not a DNS host name"},
+		{"-score.contoso.com", "not a DNS host name"},
+		{"score contoso", "not a DNS host name"},
+		{"", "empty name"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := certs.CheckName(tt.name)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("CheckName(%q) = %v, want nil", tt.name, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("CheckName(%q) = %v, want an error containing %q", tt.name, err, tt.want)
+			}
+		})
+	}
+}

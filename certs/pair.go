@@ -50,26 +50,42 @@ type Pair struct {
 }
 
 // LoadPair reads and validates a PEM certificate chain and private key; see
-// ParsePair for the checks. Every error about a file's content or reading
-// it is a *FileError naming the file.
+// ParsePair for the checks. certFile and keyFile may name the same file,
+// holding the key and the chain together. Every error about a file's
+// content or reading it is a *FileError naming the file.
 func LoadPair(certFile, keyFile string, opts LoadOptions) (*Pair, error) {
 	if opts.CName == "" {
 		return nil, errors.New("certs: LoadOptions.CName is required")
 	}
-	certPEM, err := readFile(certFile)
+	certPEM, keyPEM, err := readPair(certFile, keyFile)
 	if err != nil {
-		return nil, &FileError{Role: CertFileRole, Path: certFile, Err: err}
-	}
-	keyPEM, err := readFile(keyFile)
-	if err != nil {
-		return nil, &FileError{Role: KeyFileRole, Path: keyFile, Err: err}
+		return nil, err
 	}
 	return ParsePair(certPEM, keyPEM, certFile, keyFile, opts)
 }
 
+// readPair reads the certificate and key files, once if they are the same.
+func readPair(certFile, keyFile string) (certPEM, keyPEM []byte, err error) {
+	certPEM, err = readFile(certFile)
+	if err != nil {
+		return nil, nil, &FileError{Role: CertFileRole, Path: certFile, Err: err}
+	}
+	if keyFile == certFile {
+		return certPEM, certPEM, nil
+	}
+	keyPEM, err = readFile(keyFile)
+	if err != nil {
+		return nil, nil, &FileError{Role: KeyFileRole, Path: keyFile, Err: err}
+	}
+	return certPEM, keyPEM, nil
+}
+
 // ParsePair validates a PEM certificate chain and private key held in
-// memory; certFile and keyFile only name them in errors. It checks, in
-// order:
+// memory; certFile and keyFile only name them in errors. When certPEM and
+// keyPEM are the same data (one file holding the key and the chain, as
+// Azure Key Vault's PEM download does), private keys among the
+// certificates are allowed. A UTF-8 byte order mark is skipped. It checks,
+// in order:
 //
 //   - the certificate data holds only "CERTIFICATE" blocks, leaf first,
 //     each signed by the next (ErrNoCertificate, ErrUnexpectedBlock,
@@ -78,7 +94,8 @@ func LoadPair(certFile, keyFile string, opts LoadOptions) (*Pair, error) {
 //     P-256/P-384 or Ed25519 key in PKCS#8, PKCS#1 or SEC 1 form (ErrNoKey,
 //     ErrEncryptedKey, ErrWeakKey, ErrUnsupportedKey, ErrMalformedKey)
 //     that matches the leaf (ErrKeyMismatch);
-//   - the leaf covers opts.CName (ErrNameNotCovered);
+//   - the leaf covers opts.CName (ErrNameNotCovered), and its Extended
+//     Key Usage, if it has one, allows serverAuth (ErrNoServerAuth);
 //   - every certificate is within its validity period (ErrExpired,
 //     ErrNotYetValid), except that a trailing self-signed root only
 //     warns.
@@ -86,49 +103,24 @@ func LoadPair(certFile, keyFile string, opts LoadOptions) (*Pair, error) {
 // Errors are *FileError values wrapping the sentinel named above.
 // Certificates that expire within 30 days, and chains that neither the
 // system roots nor opts.Roots complete, produce Warnings instead.
-// ParsePair does not retain certPEM or keyPEM.
+// ParsePair does not retain certPEM or keyPEM. Check runs the same checks
+// and reports all of them.
 func ParsePair(certPEM, keyPEM []byte, certFile, keyFile string, opts LoadOptions) (*Pair, error) {
 	if opts.CName == "" {
 		return nil, errors.New("certs: LoadOptions.CName is required")
 	}
-	now := time.Now()
-	if opts.Now != nil {
-		now = opts.Now()
+	in := inspect(certPEM, keyPEM, certFile, keyFile, opts)
+	if len(in.errs) > 0 {
+		return nil, in.errs[0]
 	}
-	certErr := func(err error) error { return &FileError{Role: CertFileRole, Path: certFile, Err: err} }
-	keyErr := func(err error) error { return &FileError{Role: KeyFileRole, Path: keyFile, Err: err} }
-
-	certs, err := parseCertificates(certPEM)
-	if err != nil {
-		return nil, certErr(err)
-	}
-	if err := checkChain(certs); err != nil {
-		return nil, certErr(err)
-	}
-	key, err := parseKey(keyPEM)
-	if err != nil {
-		return nil, keyErr(err)
-	}
-	if err := checkKeyMatch(certs[0], key, certFile); err != nil {
-		return nil, keyErr(err)
-	}
-	if err := checkCovers(certs[0].DNSNames, opts.CName); err != nil {
-		return nil, certErr(err)
-	}
-	warnings, err := checkValidity(certs, now)
-	if err != nil {
-		return nil, certErr(err)
-	}
-	if w := trustWarning(certs, opts.Roots, now); w != "" {
-		warnings = append(warnings, w)
-	}
-
 	p := &Pair{
-		Certificate: tls.Certificate{PrivateKey: key, Leaf: certs[0]},
-		Leaf:        certs[0],
-		Warnings:    warnings,
+		Certificate: tls.Certificate{PrivateKey: in.key, Leaf: in.leaf},
+		Leaf:        in.leaf,
 	}
-	for _, c := range certs {
+	for _, w := range in.warnings {
+		p.Warnings = append(p.Warnings, w.msg)
+	}
+	for _, c := range in.certs {
 		p.Certificate.Certificate = append(p.Certificate.Certificate, c.Raw)
 	}
 	h := sha256.New()
@@ -146,7 +138,7 @@ func LoadRoots(path string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, &FileError{Role: CAFileRole, Path: path, Err: err}
 	}
-	certs, err := parseCertificates(data)
+	certs, err := parseCertificates(data, false)
 	if err != nil {
 		return nil, &FileError{Role: CAFileRole, Path: path, Err: err}
 	}

@@ -69,6 +69,9 @@ func NewSource(cfg SourceConfig, log zerolog.Logger) (*Source, error) {
 	case cfg.CName == "":
 		return nil, &ConfigError{Field: "CName", Err: errRequired}
 	}
+	if err := CheckName(cfg.CName); err != nil {
+		return nil, &ConfigError{Field: "CName", Value: cfg.CName, Err: err}
+	}
 	s := &Source{
 		certFile: cfg.CertFile,
 		keyFile:  cfg.KeyFile,

@@ -34,13 +34,33 @@ func NewRootCA(t testing.TB, cn string) *CA {
 	return &CA{Cert: parse(t, der), Key: key, CertPEM: encode("CERTIFICATE", der)}
 }
 
+// Validity bounds a CA certificate's validity period; for reproducible
+// output such as golden files.
+type Validity struct{ NotBefore, NotAfter time.Time }
+
+// NewRootCAValid is NewRootCA with the given validity period.
+func NewRootCAValid(t testing.TB, cn string, v Validity) *CA {
+	t.Helper()
+	key := newKey(t, "ecdsa-p256")
+	tmpl := caTemplate(t, cn)
+	tmpl.NotBefore, tmpl.NotAfter = v.NotBefore, v.NotAfter
+	der := createDER(t, tmpl, tmpl, key.Public(), key)
+	return &CA{Cert: parse(t, der), Key: key, CertPEM: encode("CERTIFICATE", der)}
+}
+
 // Intermediate returns an ECDSA P-256 intermediate CA named cn, signed by
 // ca, valid from an hour ago for five years.
 func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
 	t.Helper()
+	return ca.IntermediateValid(t, cn, Validity{time.Now().Add(-time.Hour), time.Now().AddDate(5, 0, 0)})
+}
+
+// IntermediateValid is Intermediate with the given validity period.
+func (ca *CA) IntermediateValid(t testing.TB, cn string, v Validity) *CA {
+	t.Helper()
 	key := newKey(t, "ecdsa-p256")
 	tmpl := caTemplate(t, cn)
-	tmpl.NotAfter = time.Now().AddDate(5, 0, 0)
+	tmpl.NotBefore, tmpl.NotAfter = v.NotBefore, v.NotAfter
 	der := createDER(t, tmpl, ca.Cert, key.Public(), ca.Key)
 	return &CA{Cert: parse(t, der), Key: key, CertPEM: encode("CERTIFICATE", der)}
 }
@@ -55,6 +75,10 @@ type LeafOptions struct {
 	// NotBefore and NotAfter bound the validity period. If zero,
 	// NotBefore is an hour ago and NotAfter 90 days from now.
 	NotBefore, NotAfter time.Time
+	// ExtKeyUsage replaces the leaf's Extended Key Usage, serverAuth if
+	// nil. NoExtKeyUsage leaves the extension out (any use is allowed).
+	ExtKeyUsage   []x509.ExtKeyUsage
+	NoExtKeyUsage bool
 	// KeyType is one of "ecdsa-p256" (if empty), "ecdsa-p384",
 	// "ecdsa-p521", "ecdsa-p224", "rsa-2048", "rsa-1024" or "ed25519".
 	KeyType string
@@ -84,6 +108,12 @@ func (ca *CA) Leaf(t testing.TB, opts LeafOptions) *Leaf {
 		NotAfter:     opts.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	switch {
+	case opts.NoExtKeyUsage:
+		tmpl.ExtKeyUsage = nil
+	case opts.ExtKeyUsage != nil:
+		tmpl.ExtKeyUsage = opts.ExtKeyUsage
 	}
 	if _, ok := key.(*rsa.PrivateKey); ok {
 		// RSA key exchange in TLS 1.2 encrypts with the certificate's key.

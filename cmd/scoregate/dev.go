@@ -13,13 +13,10 @@ func (s *server) printDevHelp() {
 		host = net.JoinHostPort(host, port)
 	}
 	fmt.Fprintf(s.stdout, "\nscoregate --dev is serving https://%s/ (development only: self-signed CA)\n", host)
-	if s.cfg.DevCAFile == "" {
-		fmt.Fprintf(s.stdout, "Try:\n  curl -H 'Content-Type: application/json' -d '{\"data\":[[1,2,3,4]]}' https://%s/score\n\n", host)
-		return
+	if s.cfg.DevCAFile != "" {
+		fmt.Fprintf(s.stdout, "CA certificate: %s\n", s.cfg.DevCAFile)
 	}
-	fmt.Fprintf(s.stdout, "CA certificate: %s\n", s.cfg.DevCAFile)
-	fmt.Fprintf(s.stdout, "Try:\n  curl --cacert %s -H 'Content-Type: application/json' -d '{\"data\":[[1,2,3,4]]}' https://%s/score\n\n",
-		shellQuote(s.cfg.DevCAFile), host)
+	fmt.Fprintf(s.stdout, "Try:\n  %s\n\n", devCurl(s.cfg.CName, s.tlsAddr(), s.cfg.DevCAFile))
 }
 
 func shellQuote(s string) string {

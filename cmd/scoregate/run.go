@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/scoregate/scoregate/metrics"
@@ -31,10 +32,13 @@ func usagef(format string, args ...any) error {
 const topUsage = `scoregate: a TLS front end for model-scoring containers.
 
 Usage:
-  scoregate serve [flags]    terminate TLS and forward to the scoring backend
-  scoregate bench [flags]    load-test scoregate (in-process) or any HTTPS endpoint
-  scoregate version          print the version
-  scoregate help             show this help
+  scoregate serve [flags]        terminate TLS and forward to the scoring backend
+  scoregate check [flags]        check a certificate and key as serve would, and say what to fix
+  scoregate cert dev [flags]     make a development CA and certificate
+  scoregate cert convert [flags] turn a .pfx/.p12, DER or mixed PEM into the files serve reads
+  scoregate bench [flags]        load-test scoregate (in-process) or any HTTPS endpoint
+  scoregate version              print the version
+  scoregate help                 show this help
 
 Run "scoregate serve --help" for the flags. Every flag can also be set from the
 environment as SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag on the command line wins.
@@ -52,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		err = runServe(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		err = runCheck(ctx, rest, getenv, stdout)
+	case "cert":
+		err = runCert(rest, getenv, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "scoregate", version())
 		return exitOK
@@ -61,6 +69,9 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	default:
 		fmt.Fprintf(stderr, "scoregate: unknown command %q; run \"scoregate help\"\n", cmd)
 		return exitUsage
+	}
+	if e, ok := errors.AsType[exitError](err); ok {
+		return int(e)
 	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"flag"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/scoregate/scoregate/certs/certstest"
 )
@@ -52,4 +54,24 @@ func mintScriptFixtures(t *testing.T, dir string) {
 	certstest.WriteFile(t, dir, "other-key.pem", other.KeyPEM)
 	certstest.WriteChain(t, dir, "reversed-chain.pem", f.Intermediate.CertPEM, f.Leaf.CertPEM)
 	certstest.WriteFile(t, dir, "garbage.pem", []byte("this is not PEM\n"))
+
+	// For cert convert: what Windows, Key Vault and App Service export.
+	const password = "correct horse"
+	certstest.WriteFile(t, dir, "password.txt", []byte(password+"\r\n"))
+	certstest.WriteFile(t, dir, "wrong-password.txt", []byte("battery staple\n"))
+	for name, enc := range map[string]*pkcs12.Encoder{"site.pfx": pkcs12.Modern2023, "windows.pfx": pkcs12.LegacyRC2} {
+		pfx, err := enc.Encode(f.Leaf.Key, f.Leaf.Cert, []*x509.Certificate{f.Intermediate.Cert}, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certstest.WriteFile(t, dir, name, pfx)
+	}
+	certstest.WriteFile(t, dir, "leaf.der", f.Leaf.Cert.Raw)
+	certstest.WriteFile(t, dir, "intermediate.der", f.Intermediate.Cert.Raw)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(f.Leaf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certstest.WriteFile(t, dir, "key.der", keyDER)
+	certstest.WriteChain(t, dir, "keyvault.pem", f.Leaf.KeyPEM, f.Leaf.CertPEM, f.Intermediate.CertPEM)
 }

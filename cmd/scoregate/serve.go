@@ -16,6 +16,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/rs/zerolog"
+
+	"github.com/scoregate/scoregate/certs"
 )
 
 // serveConfig is everything `scoregate serve` reads from its flags, as
@@ -136,6 +138,11 @@ func (c *serveConfig) check() error {
 	}
 	if len(missing) > 0 {
 		return usagef("%s required (or %s); for a quick local try, use --dev", strings.Join(missing, ", "), envName(strings.TrimPrefix(missing[0], "--")))
+	}
+	if c.cname != "" {
+		if err := certs.CheckName(c.cname); err != nil {
+			return usagef("--ssl-cname %q: %v", c.cname, err)
+		}
 	}
 	if (c.certFile == "") != (c.keyFile == "") {
 		return usagef("--%s and --%s go together: give both or neither", flagCert, flagKey)
