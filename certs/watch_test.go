@@ -129,6 +129,12 @@ var methods = []method{
 		kubeletSwap(t, dir, p, true)
 		return filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	}, func(t *testing.T, dir string, p pairBytes) { kubeletSwap(t, dir, p, false) }},
+	{"one file with the key and the chain (Key Vault's PEM), replaced by rename", func(t *testing.T, dir string, p pairBytes) (string, string) {
+		writeFile(t, filepath.Join(dir, "kv.pem"), append(append([]byte{}, p.key...), p.cert...))
+		return filepath.Join(dir, "kv.pem"), filepath.Join(dir, "kv.pem")
+	}, func(t *testing.T, dir string, p pairBytes) {
+		renameInto(t, dir, "kv.pem", append(append([]byte{}, p.key...), p.cert...))
+	}},
 	{"key first, certificate a moment later", plainSetup, func(t *testing.T, dir string, p pairBytes) {
 		renameInto(t, dir, "key.pem", p.key)
 		time.Sleep(gap)
