@@ -12,11 +12,11 @@ import (
 
 // Readiness is the /readyz answer.
 type Readiness struct {
-	Ready       bool         `json:"ready"`
-	Reason      string       `json:"reason,omitempty"` // why not ready; empty when ready
-	Certificate *CertInfo    `json:"certificate,omitempty"`
-	LastReload  *ReloadInfo  `json:"last_reload,omitempty"`
-	Backend     *BackendInfo `json:"backend,omitempty"`
+	Ready       bool          `json:"ready"`
+	Reason      string        `json:"reason,omitempty"` // why not ready; empty when ready
+	Certificate *CertInfo     `json:"certificate,omitempty"`
+	LastReload  *ReloadInfo   `json:"last_reload,omitempty"`
+	Services    []ServiceInfo `json:"services,omitempty"`
 }
 
 // ReloadInfo is the outcome of the last certificate load.
@@ -26,13 +26,25 @@ type ReloadInfo struct {
 	Error  string    `json:"error,omitempty"`
 }
 
-// BackendInfo is the outcome of the last backend health check (GET /).
+// BackendInfo is one replica and the outcome of its last health check
+// (GET /).
 type BackendInfo struct {
-	URL       string    `json:"url"`
-	Ready     bool      `json:"ready"`
-	Status    int       `json:"status,omitempty"` // the backend's HTTP status, if it answered
-	Error     string    `json:"error,omitempty"`
-	CheckedAt time.Time `json:"checked_at,omitzero"`
+	Service     string    `json:"service,omitempty"` // the service's name; "default" for the unnamed one
+	URL         string    `json:"url"`               // the configured target
+	Address     string    `json:"address,omitempty"` // the address dialed: the target's, or one it resolved to
+	Ready       bool      `json:"ready"`
+	Status      int       `json:"status,omitempty"` // the backend's HTTP status, if it answered
+	Error       string    `json:"error,omitempty"`
+	CheckedAt   time.Time `json:"checked_at,omitzero"`
+	Outstanding int       `json:"outstanding"` // requests sent to it and not yet done
+	Ejected     bool      `json:"ejected,omitempty"`
+}
+
+// ServiceInfo is one scoring service's replicas.
+type ServiceInfo struct {
+	Name     string        `json:"name"`
+	Ready    bool          `json:"ready"` // a replica answered its last check
+	Replicas []BackendInfo `json:"replicas"`
 }
 
 // CertInfo describes the certificate being served.

@@ -52,6 +52,15 @@ type Metrics struct {
 	acmeOrders       prometheus.Counter
 	acmeRenewals     prometheus.Counter
 	acmeFailures     prometheus.Counter
+
+	// The replica pool's (pool.go), each labelled by service.
+	replicas        *prometheus.GaugeVec
+	replicasHealthy *prometheus.GaugeVec
+	queueLength     *prometheus.GaugeVec
+	queueWait       *prometheus.HistogramVec
+	refused         *prometheus.CounterVec
+	outstanding     *prometheus.GaugeVec // and replica
+	ejections       *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -135,6 +144,35 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "scoregate_acme_failures_total",
 			Help: "Failed ACME obtain or renew attempts (retried with backoff).",
 		}),
+		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scoregate_replicas",
+			Help: "Backend replicas of the service, as last resolved.",
+		}, []string{"service"}),
+		replicasHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scoregate_replicas_healthy",
+			Help: "Backend replicas of the service in rotation, that is not ejected after consecutive connection failures.",
+		}, []string{"service"}),
+		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scoregate_queue_length",
+			Help: "Requests waiting for a replica slot because every replica is at its concurrency limit (Azure ML's max_concurrent_requests_per_instance).",
+		}, []string{"service"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "scoregate_queue_wait_seconds",
+			Help:    "Time admitted requests waited for a replica slot, 0 for those admitted at once; refused requests are not observed. The wait is bounded like Azure ML's max_queue_wait_ms.",
+			Buckets: queueWaitBuckets,
+		}, []string{"service"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_admissions_refused_total",
+			Help: "Requests answered 503 with Retry-After without reaching a replica, by reason: queue_full, queue_timeout (waited the maximum, Azure ML's max_queue_wait_ms) or no_replicas.",
+		}, []string{"service", "reason"}),
+		outstanding: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scoregate_replica_outstanding_requests",
+			Help: "Requests sent to the replica and not yet finished; the balancer picks the replica with the fewest.",
+		}, []string{"service", "replica"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_replica_ejections_total",
+			Help: "Replicas taken out of rotation after consecutive connection failures.",
+		}, []string{"service"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "scoregate_build_info",
@@ -147,6 +185,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.handshakes, m.handshakeErrors, m.certExpiry, m.certReloads, m.certLastReloadOK,
 		m.authKeyReloads, m.upstreamErrors, m.authFailures, m.backendReady,
 		m.acmeOrders, m.acmeRenewals, m.acmeFailures, buildInfo,
+		m.replicas, m.replicasHealthy, m.queueLength, m.queueWait, m.refused, m.outstanding, m.ejections,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -201,8 +201,9 @@ func testIdleCloseByBackend(t *testing.T, path seamPath) {
 // it closes, and returns the count.
 func countCloses(p *Proxy) func() int64 {
 	var n atomic.Int64
-	dial := p.transport.DialContext
-	p.transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	tr := p.dflt.pool.replicas[0].tr
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err

@@ -50,6 +50,10 @@ const (
 	msgControlInTarget = "request target contains a control character"
 	msgMethodConnect   = "CONNECT is not supported"
 	msgUnauthorized    = "missing or invalid key: send Authorization: Bearer <key>"
+	msgNoService       = "no such service: scoring paths are " + RoutePrefix + "<service>/..."
+	msgQueueTimeout    = "all replicas busy: no slot within the queue wait; retry later"
+	msgQueueFull       = "all replicas busy and the queue is full; retry later"
+	msgNoReplicas      = "the service has no replicas; retry later"
 )
 
 // errorStatus is the one place that maps an error from the backend round

@@ -36,8 +36,8 @@ import (
 // state and builds the header into a pooled map.
 
 // direct reports whether r takes the direct path.
-func (p *Proxy) direct(r *http.Request) bool {
-	return p.directOK && !isUpgrade(r.Header)
+func (p *Proxy) direct(st *reqState, r *http.Request) bool {
+	return st.svc.direct && !p.noDirect && !p.noH1 && !isUpgrade(r.Header)
 }
 
 // isUpgrade reports whether h asks for a protocol upgrade (Connection:
@@ -120,11 +120,13 @@ func connectionListed(conn []string, key string) bool {
 // outHeader in place of ReverseProxy's own copy.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// SetURL leaves Out.Host empty, so the backend sees its own host; the
-	// client's is in X-Forwarded-Host.
-	pr.SetURL(p.backend)
+	// client's is in X-Forwarded-Host. The path is the service's (route).
+	st := stateOf(pr.In)
+	pr.Out.URL.Path, pr.Out.URL.RawPath = st.path, st.rawPath
+	pr.SetURL(st.rep.origin)
 	pr.Out.URL.RawQuery = escapeQuery(pr.Out.URL.RawQuery)
 	clear(pr.Out.Header)
-	p.outHeader(pr.Out.Header, pr.In, stateOf(pr.In))
+	p.outHeader(pr.Out.Header, pr.In, st)
 }
 
 // headerPool recycles the direct path's request header maps: h1 is done
@@ -135,8 +137,7 @@ var headerPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
 // (its context included) with the backend's URL and no header yet.
 func (p *Proxy) prepareOut(st *reqState, r *http.Request) *http.Request {
 	st.out = *r
-	st.outURL = url.URL{Scheme: "http", Host: p.backend.Host, Path: r.URL.Path, RawPath: r.URL.RawPath,
-		RawQuery: escapeQuery(r.URL.RawQuery)}
+	st.outURL = url.URL{Scheme: "http", Path: st.path, RawPath: st.rawPath, RawQuery: escapeQuery(r.URL.RawQuery)} // Host: the replica's, once admitted
 	st.out.URL = &st.outURL
 	st.out.Host = "" // the backend's own, from the URL; the client's goes in X-Forwarded-Host
 	st.out.RequestURI = ""
@@ -158,11 +159,19 @@ func (p *Proxy) prepareOut(st *reqState, r *http.Request) *http.Request {
 // larger one on every request (measured: 6 % of the CPU under h2load).
 func (p *Proxy) forward(st *reqState, w http.ResponseWriter, r *http.Request) {
 	resp, err := p.send(st, w, r)
+	if err != nil && p.retryElsewhere(st, &st.out, err) {
+		st.outURL.Host = st.rep.origin.Host
+		if st.out.GetBody != nil {
+			st.out.Body, _ = st.out.GetBody() // a bytesBody: never fails
+		}
+		resp, err = p.send(st, w, r)
+	}
 	st.upstreamDone()
 	if err != nil {
 		p.failed(w, r, st, err)
 		return
 	}
+	st.outcome = outcomeAnswered
 	p.respond(st, w, r, resp)
 }
 
@@ -171,7 +180,7 @@ func (p *Proxy) send(st *reqState, w http.ResponseWriter, r *http.Request) (*htt
 	out := &st.out
 	out.Header = headerPool.Get().(http.Header)
 	p.outHeader(out.Header, r, st)
-	resp, err := p.h1.Do(out, func(code int, h http.Header) error {
+	resp, err := st.rep.h1.Do(out, func(code int, h http.Header) error {
 		// As ReverseProxy relays an interim response.
 		rh := w.Header()
 		copyHeader(rh, h)

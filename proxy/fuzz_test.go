@@ -31,7 +31,7 @@ func okResponse(r *http.Request) *http.Response {
 // benchmarks.
 func memoryProxy(tb testing.TB, cfg Config) *Proxy {
 	p := newTestProxy(tb, "http://127.0.0.1:5001", cfg, zerolog.Nop())
-	p.directOK = false // the in-memory transport serves the ReverseProxy path
+	p.noDirect = true // the in-memory transport serves the ReverseProxy path
 	p.rp.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {
 			if _, err := io.Copy(io.Discard, r.Body); err != nil {

@@ -177,16 +177,14 @@ func newProxyVia(t testing.TB, path seamPath, backend string, cfg Config, log ze
 
 func setPath(t testing.TB, p *Proxy, path seamPath) {
 	t.Helper()
-	if p.h1 == nil || !p.directOK {
+	if p.dflt == nil || !p.dflt.direct {
 		t.Fatal("an http:// backend without a path does not get the direct path")
 	}
 	switch path {
 	case pathReverseProxyH1:
-		p.directOK = false
+		p.noDirect = true
 	case pathReverseProxyNetHTTP:
-		p.directOK = false
-		p.h1.Close()
-		p.h1 = nil
+		p.noDirect, p.noH1 = true, true
 	}
 }
 

@@ -26,6 +26,8 @@ const (
 	keyClient           = "client"
 	keyProto            = "proto"
 	keyAborted          = "aborted"
+	keyService          = "service"
+	keyReplica          = "replica"
 	// keySetting names the Config field behind a refusal or a timeout
 	// (such as "UpstreamTimeout"), for the operator; error bodies never
 	// name settings, since the API client cannot change them.

@@ -62,7 +62,7 @@ func TestNewValidates(t *testing.T) {
 
 func TestNewDefaults(t *testing.T) {
 	p := newTestProxy(t, "http://127.0.0.1:5001", Config{}, zerolog.Nop())
-	tr := p.transport
+	tr := p.dflt.pool.replicas[0].tr
 	for _, tt := range []struct {
 		name      string
 		got, want any
@@ -93,7 +93,7 @@ func TestNewCopiesBackend(t *testing.T) {
 	}
 	defer p.Close()
 	u.Host = "evil.example.com"
-	p.directOK = false // the in-memory transport below serves the ReverseProxy path
+	p.noDirect = true // the in-memory transport below serves the ReverseProxy path
 	got := make(chan string, 1)
 	p.rp.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got <- r.URL.Host

@@ -10,15 +10,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"maps"
 	"net/url"
+	"slices"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/metrics"
-	"github.com/scoregate/scoregate/proxy/h1"
 )
 
 // Defaults for the zero values of Config.
@@ -37,6 +38,25 @@ const (
 	DefaultMaxIdleConns = 256
 	// DefaultProbeInterval is Config.ProbeInterval's default.
 	DefaultProbeInterval = 5 * time.Second
+	// DefaultResolveInterval is Config.ResolveInterval's default.
+	DefaultResolveInterval = 10 * time.Second
+	// DefaultMaxConcurrentPerReplica is Config.MaxConcurrentPerReplica's
+	// default. Azure ML's is 1, right for its one-worker inference server
+	// and a throttle for every server that runs requests concurrently
+	// (uvicorn, Triton, TorchServe, several gunicorn workers). 32 keeps a
+	// one-worker server's own queue bounded (one request running, at most
+	// 31 waiting in its accept queue, far below gunicorn's backlog of 2048,
+	// and 32 connections instead of one per client stream) while a
+	// concurrent server is not held back below 32 requests in flight per
+	// replica. Set it to the replica's real concurrency for Azure ML's
+	// behaviour: the excess then waits in scoregate's queue, where
+	// MaxQueueWait bounds it, instead of inside the replica.
+	DefaultMaxConcurrentPerReplica = 32
+	// DefaultMaxQueueWait is Config.MaxQueueWait's default, Azure ML's
+	// max_queue_wait_ms.
+	DefaultMaxQueueWait = 500 * time.Millisecond
+	// DefaultMaxQueueLength is Config.MaxQueueLength's default.
+	DefaultMaxQueueLength = 1024
 )
 
 // Transport settings that are not part of the Config.
@@ -62,12 +82,54 @@ type Config struct {
 	// Required; it must be a well-formed DNS name without a port.
 	CName string
 
-	// Backend is the scoring container, such as http://127.0.0.1:5001.
-	// Required; an absolute http or https URL. Its path, if any, is
-	// prefixed to every request path.
+	// Backend is the scoring container, such as http://127.0.0.1:5001:
+	// shorthand for Backends with this one URL (both may be given).
 	Backend *url.URL
 
-	// BackendTLS configures TLS to an https Backend. If nil, the host's
+	// Backends are the default service's targets: every request whose
+	// path is not routed to one of Services goes to them. Each is an
+	// absolute http or https URL; all share one scheme and one path, and
+	// the path, if any, is prefixed to every request path. A target given
+	// by a DNS name stands for every address it resolves to (a headless
+	// Service), each a replica, resolved again every ResolveInterval.
+	// Required unless Services is set.
+	Backends []*url.URL
+
+	// Services are named scoring services, routed as Azure ML's front end
+	// routes them: /api/v1/service/NAME/REST goes to the targets of NAME
+	// as /REST, query kept, and an unknown NAME gets 404. Each service has
+	// its own replicas, health checks and admission queue. Names are
+	// letters, digits, '-', '_' and '.'. If nil, every path goes to
+	// Backends.
+	Services map[string][]*url.URL
+
+	// Resolver resolves the targets given by name. If nil,
+	// net.DefaultResolver.
+	Resolver *net.Resolver
+
+	// ResolveInterval is how often the targets given by name are resolved
+	// again: new addresses become replicas, and replicas that disappear
+	// take no new requests and are closed once their last one is done.
+	// If zero, 10s.
+	ResolveInterval time.Duration
+
+	// MaxConcurrentPerReplica is how many requests one replica is sent at
+	// once (Azure ML's max_concurrent_requests_per_instance); the others
+	// wait in the service's queue. It also caps the connections to the
+	// replica (one more for the health check). If zero, 32: see
+	// DefaultMaxConcurrentPerReplica.
+	MaxConcurrentPerReplica int
+
+	// MaxQueueWait is how long a request may wait for a replica slot
+	// (Azure ML's max_queue_wait_ms); then it gets 503 with Retry-After.
+	// If zero, 500ms, Azure ML's default.
+	MaxQueueWait time.Duration
+
+	// MaxQueueLength bounds each service's queue; a request arriving at a
+	// full queue gets 503 at once. If zero, 1024.
+	MaxQueueLength int
+
+	// BackendTLS configures TLS to https targets. If nil, the host's
 	// root CAs verify the backend's certificate. Ignored for http.
 	BackendTLS *tls.Config
 
@@ -98,8 +160,8 @@ type Config struct {
 	// backend are kept for reuse. If zero, 256.
 	MaxIdleConns int
 
-	// ProbeInterval is how often RunProbes asks the backend GET /. If
-	// zero, 5s.
+	// ProbeInterval is how often Run asks each replica GET /, the
+	// active health check. If zero, 5s.
 	ProbeInterval time.Duration
 
 	// Auth, if not nil, requires every request to carry
@@ -139,16 +201,23 @@ type Proxy struct {
 	msgDialTimeout     string
 	msgBodyTimeout     string
 
-	backend   *url.URL
-	h1        *h1.Transport   // a plain-HTTP backend's connections; nil for https
-	directOK  bool            // the direct path serves this backend (see forward.go)
-	transport *http.Transport // https backends, and protocol upgrades
-	buffers   *bufferPool
-	log       zerolog.Logger
-	metrics   *metrics.Metrics
-	rp        *httputil.ReverseProxy
+	dflt            *service            // Backends; nil if none
+	services        map[string]*service // Services, by name
+	all             []*service          // dflt (if any), then Services by name
+	resolver        *net.Resolver
+	resolveInterval time.Duration
+	dialTimeout     time.Duration
+	upstreamTimeout time.Duration
+	maxIdleConns    int
+	backendTLS      *tls.Config
+	retryAfter      string // the Retry-After of a refused admission
+	buffers         *bufferPool
+	log             zerolog.Logger
+	metrics         *metrics.Metrics
+	rp              *httputil.ReverseProxy
 
-	health atomic.Pointer[metrics.BackendInfo] // the last probe; nil before the first
+	// Tests choose the path a request takes (see forward.go).
+	noDirect, noH1 bool
 }
 
 // New validates cfg, fills in its defaults and returns a Proxy that logs to
@@ -162,8 +231,12 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: CName %q: %w", cfg.CName, err)
 	}
-	if err := checkBackend(cfg.Backend); err != nil {
-		return nil, err
+	backends := cfg.Backends
+	if cfg.Backend != nil {
+		backends = append([]*url.URL{cfg.Backend}, backends...)
+	}
+	if len(backends) == 0 && len(cfg.Services) == 0 {
+		return nil, errors.New("proxy: Backend is required")
 	}
 	for _, d := range []struct {
 		name string
@@ -171,13 +244,19 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	}{
 		{"UpstreamTimeout", cfg.UpstreamTimeout}, {"DialTimeout", cfg.DialTimeout},
 		{"BodyReadTimeout", cfg.BodyReadTimeout}, {"ProbeInterval", cfg.ProbeInterval},
+		{"ResolveInterval", cfg.ResolveInterval}, {"MaxQueueWait", cfg.MaxQueueWait},
 	} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("proxy: %s is negative (%v)", d.name, d.v)
 		}
 	}
-	if cfg.MaxIdleConns < 0 {
-		return nil, fmt.Errorf("proxy: MaxIdleConns is negative (%d)", cfg.MaxIdleConns)
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"MaxIdleConns", cfg.MaxIdleConns}, {"MaxConcurrentPerReplica", cfg.MaxConcurrentPerReplica}, {"MaxQueueLength", cfg.MaxQueueLength}} {
+		if n.v < 0 {
+			return nil, fmt.Errorf("proxy: %s is negative (%d)", n.name, n.v)
+		}
 	}
 	cfg.UpstreamTimeout = cmp.Or(cfg.UpstreamTimeout, DefaultUpstreamTimeout)
 	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, DefaultDialTimeout)
@@ -185,30 +264,11 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	cfg.MaxIdleConns = cmp.Or(cfg.MaxIdleConns, DefaultMaxIdleConns)
 	cfg.ProbeInterval = cmp.Or(cfg.ProbeInterval, DefaultProbeInterval)
+	cfg.ResolveInterval = cmp.Or(cfg.ResolveInterval, DefaultResolveInterval)
+	cfg.MaxConcurrentPerReplica = cmp.Or(cfg.MaxConcurrentPerReplica, DefaultMaxConcurrentPerReplica)
+	cfg.MaxQueueWait = cmp.Or(cfg.MaxQueueWait, DefaultMaxQueueWait)
+	cfg.MaxQueueLength = cmp.Or(cfg.MaxQueueLength, DefaultMaxQueueLength)
 
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: tcpKeepAlive}
-	tr := &http.Transport{
-		// No Proxy: HTTP_PROXY in the container's environment must not
-		// divert traffic meant for the sidecar's backend.
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          cfg.MaxIdleConns,
-		MaxIdleConnsPerHost:   cfg.MaxIdleConns,
-		IdleConnTimeout:       idleConnTimeout,
-		ResponseHeaderTimeout: cfg.UpstreamTimeout, // from the end of the request, as h1's
-		ExpectContinueTimeout: expectContinue,
-		TLSHandshakeTimeout:   tlsHandshakeLimit,
-		// Bodies pass through as they are; the client negotiated its
-		// own Content-Encoding with the backend.
-		DisableCompression: true,
-		// HTTP/2 only where TLS can negotiate it; the Azure ML server
-		// speaks HTTP/1.1 on plain http.
-		ForceAttemptHTTP2: cfg.Backend.Scheme == "https",
-	}
-	if cfg.Backend.Scheme == "https" && cfg.BackendTLS != nil {
-		tr.TLSClientConfig = cfg.BackendTLS.Clone()
-	}
-
-	backend := *cfg.Backend // the caller keeps its URL
 	p := &Proxy{
 		cname:              cname,
 		maxBodyBytes:       cfg.MaxBodyBytes,
@@ -221,29 +281,39 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v", cfg.UpstreamTimeout),
 		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v", cfg.DialTimeout),
 		msgBodyTimeout:     fmt.Sprintf("request body stalled: nothing received for %v", cfg.BodyReadTimeout),
-		backend:            &backend,
-		transport:          tr,
+		services:           map[string]*service{},
+		resolver:           cmp.Or(cfg.Resolver, net.DefaultResolver),
+		resolveInterval:    cfg.ResolveInterval,
+		dialTimeout:        cfg.DialTimeout,
+		upstreamTimeout:    cfg.UpstreamTimeout,
+		maxIdleConns:       cfg.MaxIdleConns,
+		backendTLS:         cfg.BackendTLS,
+		retryAfter:         strconv.Itoa(int(max(time.Second, cfg.MaxQueueWait.Round(time.Second)) / time.Second)),
 		buffers:            newBufferPool(),
 		log:                log,
 		metrics:            m,
 	}
-	if backend.Scheme == "http" {
-		addr := backend.Host
-		if backend.Port() == "" {
-			addr = net.JoinHostPort(backend.Hostname(), "80")
+	if len(backends) > 0 {
+		if p.dflt, err = p.newService("", backends, &cfg); err != nil {
+			return nil, err
 		}
-		p.h1, err = h1.New(h1.Config{
-			Addr:                  addr,
-			DialTimeout:           cfg.DialTimeout,
-			ResponseHeaderTimeout: cfg.UpstreamTimeout,
-			MaxIdleConns:          cfg.MaxIdleConns,
-			IdleConnTimeout:       idleConnTimeout,
-			CheckIdleAfter:        checkIdleAfter,
-		})
+		p.all = append(p.all, p.dflt)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
+		if !validServiceName(name) {
+			return nil, fmt.Errorf("proxy: service name %q: want letters, digits, '-', '_' and '.'", name)
+		}
+		s, err := p.newService(name, cfg.Services[name], &cfg)
 		if err != nil {
-			return nil, fmt.Errorf("proxy: Backend %q: %w", backend.Redacted(), err)
+			return nil, err
 		}
-		p.directOK = (backend.Path == "" || backend.Path == "/") && backend.RawQuery == ""
+		p.services[name] = s
+		p.all = append(p.all, s)
+	}
+	// The first resolution, so that requests have replicas from the
+	// start; Run keeps them current.
+	for _, s := range p.all {
+		s.refresh(context.Background())
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
@@ -259,6 +329,21 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		ErrorLog:       stdlog.New(stdLogWriter{log}, "", 0),
 	}
 	return p, nil
+}
+
+// validServiceName reports whether name may name a service: a path
+// segment that needs no escaping.
+func validServiceName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return name != "." && name != ".."
 }
 
 func checkBackend(u *url.URL) error {
@@ -279,24 +364,42 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// roundTrip is the ReverseProxy's transport: a plain-HTTP backend gets
-// h1's goroutine-free client, except for protocol upgrades, which need
-// net/http's (it hands back a connection to copy both ways); an https
-// backend gets net/http's, with HTTP/2 where the backend offers it.
+// roundTrip is the ReverseProxy's transport: the request's replica, and
+// once another one if the first could not be reached (see retryElsewhere).
 func (p *Proxy) roundTrip(r *http.Request) (*http.Response, error) {
-	if p.h1 != nil && !isUpgrade(r.Header) {
-		return p.h1.RoundTrip(r)
+	st := stateOf(r)
+	resp, err := p.replicaRoundTrip(st.rep, r)
+	if err != nil && p.retryElsewhere(st, r, err) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Host = st.rep.origin.Host
+		if r.GetBody != nil {
+			if r2.Body, err = r.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		resp, err = p.replicaRoundTrip(st.rep, r2)
 	}
-	return p.transport.RoundTrip(r)
+	return resp, err
+}
+
+// replicaRoundTrip sends r to rep: a plain-HTTP replica gets h1's
+// goroutine-free client, except for protocol upgrades, which need
+// net/http's (it hands back a connection to copy both ways); an https
+// replica gets net/http's, with HTTP/2 where the replica offers it.
+func (p *Proxy) replicaRoundTrip(rep *replica, r *http.Request) (*http.Response, error) {
+	if rep.h1 != nil && !p.noH1 && !isUpgrade(r.Header) {
+		return rep.h1.RoundTrip(r)
+	}
+	return rep.tr.RoundTrip(r)
 }
 
 // Close closes the idle backend connections and waits for the request body
-// writers the backend client started; call it once the server in front has
-// shut down. The Proxy stays usable and opens new connections as needed.
+// writers the backend clients started; call it once the server in front
+// has shut down. The Proxy stays usable and opens new connections as
+// needed.
 func (p *Proxy) Close() {
-	p.transport.CloseIdleConnections()
-	if p.h1 != nil {
-		p.h1.Close()
+	for _, s := range p.all {
+		s.pool.closeAll()
 	}
 }
 
@@ -315,6 +418,12 @@ type reqState struct {
 	ids           requestIDs
 	start         time.Time
 	bodyWait      time.Duration // readAhead's wait for the client's body: the client's time, not scoregate's
+	queueWait     time.Duration // the wait for a replica slot: the service's time, not scoregate's
+	svc           *service      // the request's service
+	rep           *replica      // its replica; nil when none is held
+	path, rawPath string        // the path the service gets (see route)
+	outcome       outcome       // what the request says about rep, for its release
+	retried       bool          // sent to a second replica (retryElsewhere)
 	upstreamStart time.Time     // when the request was handed to the backend client; zero if it was not
 	upstream      time.Duration // until response headers or error; 0 if not sent
 	done          bool          // ServeHTTP returned normally
@@ -349,7 +458,7 @@ func (st *reqState) upstreamDone() {
 // (101) hands its header over after hijacking the connection, so only the
 // first part is counted for it.
 func (st *reqState) overhead() time.Duration {
-	return st.upstreamStart.Sub(st.start) - st.bodyWait + st.rec.relay
+	return st.upstreamStart.Sub(st.start) - st.bodyWait - st.queueWait + st.rec.relay
 }
 
 type stateKey struct{}
@@ -431,7 +540,13 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	direct := p.direct(r)
+	svc, path, rawPath := p.route(r)
+	if svc == nil {
+		p.fail(st, http.StatusNotFound, msgNoService)
+		return
+	}
+	st.svc, st.path, st.rawPath = svc, path, rawPath
+	direct := p.direct(st, r)
 	var out *http.Request
 	if direct {
 		out = p.prepareOut(st, r)
@@ -445,12 +560,81 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Admission comes after the body's first bytes: a client slow to send
+	// holds no replica slot.
+	queued := time.Now()
+	rep, err := svc.pool.acquire(r.Context(), nil)
+	st.queueWait = time.Since(queued)
+	if err != nil {
+		p.refused(st, r, err)
+		return
+	}
+	st.rep = rep
+	defer p.release(st)
 	st.upstreamStart = time.Now()
 	if direct {
+		st.outURL.Host = rep.origin.Host
 		p.forward(st, &st.rec, r)
 		return
 	}
 	p.rp.ServeHTTP(&st.rec, out)
+}
+
+// release gives the request's replica slot back.
+func (p *Proxy) release(st *reqState) {
+	if st.rep != nil {
+		st.svc.pool.release(st.rep, st.outcome)
+		st.rep = nil
+	}
+}
+
+// refused answers a request the admission queue did not admit: 503 with
+// Retry-After, or 499 for a client that left while it waited.
+func (p *Proxy) refused(st *reqState, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		st.rec.status = StatusClientClosedRequest
+		p.log.Debug().Str(keyService, st.svc.label).Str(keyRequestID, st.ids.id).Msg("client left while waiting for a replica")
+		return
+	}
+	msg := msgQueueTimeout
+	if ae := (*errAdmission)(nil); errors.As(err, &ae) {
+		switch ae.reason {
+		case metrics.RefusedQueueFull:
+			msg = msgQueueFull
+		case metrics.RefusedNoReplicas:
+			msg = msgNoReplicas
+		}
+	}
+	st.rec.Header().Set("Retry-After", p.retryAfter)
+	p.fail(st, http.StatusServiceUnavailable, msg)
+}
+
+// retryElsewhere decides, after a failed attempt, whether the request goes
+// once more to another replica of its service, and if so admits it there
+// (st.rep changes; the caller resends). Only a request that reached no
+// replica at all qualifies, one whose connection could not be made, and
+// only with a body that is absent or can be had again: nothing is sent
+// twice that a replica may have started to work on. h1 has already retried
+// on a new connection to the same replica where net/http would.
+func (p *Proxy) retryElsewhere(st *reqState, r *http.Request, err error) bool {
+	var opErr *net.OpError
+	if st.retried || r.Context().Err() != nil || !errors.As(err, &opErr) || opErr.Op != "dial" ||
+		(r.Body != nil && r.Body != http.NoBody && r.GetBody == nil) {
+		return false
+	}
+	st.retried = true
+	failed := st.rep
+	st.outcome = outcomeConnFailed
+	p.release(st)
+	st.outcome = outcomeNone
+	rep, aerr := st.svc.pool.acquire(r.Context(), failed)
+	if aerr != nil {
+		return false
+	}
+	p.log.Debug().Err(err).Str(keyService, st.svc.label).Str(keyReplica, failed.addr).Str("to", rep.addr).
+		Str(keyRequestID, st.ids.id).Msg("replica unreachable; sending the request to another")
+	st.rep = rep
+	return true
 }
 
 // authorized reports whether r may pass: it carries a valid bearer key, or
@@ -472,6 +656,7 @@ func (p *Proxy) fail(st *reqState, status int, msg string) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateOf(resp.Request)
 	st.upstreamDone()
+	st.outcome = outcomeAnswered
 	// Ours replace any the backend sent, so the client sees one of each.
 	st.ids.set(resp.Header)
 	return nil
@@ -492,6 +677,10 @@ func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, st *reqState, err
 	status, msg, reason, setting := p.errorStatus(r, err)
 	if reason != "" {
 		p.metrics.UpstreamError(reason)
+	}
+	switch reason {
+	case metrics.UpstreamRefused, metrics.UpstreamDialTimeout, metrics.UpstreamReset:
+		st.outcome = outcomeConnFailed
 	}
 	if status == StatusClientClosedRequest {
 		// Not a backend failure: the client left.

@@ -75,7 +75,7 @@ func startInProcess(c benchConfig, stderr io.Writer) (_ *inProcess, err error) {
 	}
 	s, err := newServer(serverConfig{
 		Listen:            "127.0.0.1:0",
-		Backend:           &url.URL{Scheme: "http", Host: ln.Addr().String()},
+		Backends:          []*url.URL{{Scheme: "http", Host: ln.Addr().String()}},
 		CName:             "localhost",
 		CertFile:          files.CertFile,
 		KeyFile:           files.KeyFile,

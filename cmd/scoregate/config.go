@@ -22,8 +22,9 @@ type serverConfig struct {
 	HTTPListen    string // plain-HTTP redirect (and ACME HTTP-01); "": none
 	HTTPSPort     string // the port the redirect points to; "": Listen's
 
-	Backend *url.URL // the scoring backend; nil only with Dev: the demo backend
-	CName   string   // the name clients use; required
+	Backends []*url.URL            // the default service's replicas; none with Dev: the demo backend
+	Services map[string][]*url.URL // the routed services (--service)
+	CName    string                // the name clients use; required
 
 	// The certificate: a PEM pair, or ACME when ACME is not nil.
 	CertFile, KeyFile string
@@ -37,7 +38,7 @@ type serverConfig struct {
 	Watch       bool              // watch the certificate and key files (SIGHUP reloads either way)
 	WatchConfig certs.WatchConfig // the watch's debounce, poll and settle
 
-	// Proxy configures the request path; its CName, Backend and Auth are
+	// Proxy configures the request path; its CName, backends and Auth are
 	// set by newServer.
 	Proxy proxy.Config
 
@@ -73,7 +74,7 @@ type acmeSettings struct {
 // the name made from --leaf-domain-label. The parsed flags stay as given.
 // Errors name the flag at fault.
 func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
-	backend, err := c.backendURL()
+	backends, services, err := c.backendURLs()
 	if err != nil {
 		return serverConfig{}, err
 	}
@@ -82,7 +83,8 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		MetricsListen:    c.metricsListen,
 		HTTPListen:       c.httpListen,
 		HTTPSPort:        c.httpsPort,
-		Backend:          backend,
+		Backends:         backends,
+		Services:         services,
 		CName:            c.cname,
 		CertFile:         c.certFile,
 		KeyFile:          c.keyFile,
@@ -92,13 +94,17 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		Watch:            c.watch,
 		WatchConfig:      certs.WatchConfig{Settle: c.reloadSettle, Poll: c.watchPoll},
 		Proxy: proxy.Config{
-			UpstreamTimeout:  c.upstreamTimeout,
-			DialTimeout:      c.dialTimeout,
-			BodyReadTimeout:  c.bodyReadTimeout,
-			ProbeInterval:    c.backendProbe,
-			MaxBodyBytes:     int64(c.maxBodyBytes),
-			MaxIdleConns:     c.maxIdleConns,
-			DisableAccessLog: !c.accessLog,
+			UpstreamTimeout:         c.upstreamTimeout,
+			DialTimeout:             c.dialTimeout,
+			BodyReadTimeout:         c.bodyReadTimeout,
+			ProbeInterval:           c.backendProbe,
+			ResolveInterval:         c.resolveInterval,
+			MaxConcurrentPerReplica: c.maxPerReplica,
+			MaxQueueWait:            c.maxQueueWait,
+			MaxQueueLength:          c.maxQueueLength,
+			MaxBodyBytes:            int64(c.maxBodyBytes),
+			MaxIdleConns:            c.maxIdleConns,
+			DisableAccessLog:        !c.accessLog,
 		},
 		ReadHeaderTimeout:      c.readHeaderTimeout,
 		IdleTimeout:            c.idleTimeout,
@@ -154,8 +160,8 @@ func (c serveConfig) resolveDev(sc *serverConfig) error {
 			sc.Roots = roots
 		}
 	}
-	if !c.given["backend"] {
-		sc.Backend = nil // the demo backend
+	if !c.given["backend"] && len(sc.Services) == 0 {
+		sc.Backends = nil // the demo backend
 	}
 	return nil
 }

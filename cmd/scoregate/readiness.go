@@ -6,19 +6,20 @@ import (
 
 	"github.com/scoregate/scoregate/certs"
 	"github.com/scoregate/scoregate/metrics"
+	"github.com/scoregate/scoregate/proxy"
 )
 
 // readiness answers /readyz.
 func (s *server) readiness(context.Context) metrics.Readiness {
-	return readiness(time.Now(), s.certs.Status(), s.proxy.BackendHealth())
+	return readiness(time.Now(), s.certs.Status(), s.proxy.Health())
 }
 
 // readiness is /readyz as a function of the served certificate and the
-// backend's last health check, the same for both certificate sources: ready
-// when a certificate is served that is valid now, and the backend answered
-// its last check.
-func readiness(now time.Time, cert certs.Status, backend *metrics.BackendInfo) metrics.Readiness {
-	rd := metrics.Readiness{Backend: backend}
+// services' last health checks, the same for both certificate sources:
+// ready when a certificate is served that is valid now, and every service
+// has a replica that answered its last check.
+func readiness(now time.Time, cert certs.Status, services []metrics.ServiceInfo) metrics.Readiness {
+	rd := metrics.Readiness{Services: services}
 	leaf := cert.Leaf
 	if leaf != nil {
 		rd.Certificate = &metrics.CertInfo{Subject: leaf.Subject.String(), DNSNames: leaf.DNSNames, NotAfter: leaf.NotAfter, Source: cert.Source}
@@ -41,14 +42,42 @@ func readiness(now time.Time, cert certs.Status, backend *metrics.BackendInfo) m
 		}
 	case now.Before(leaf.NotBefore):
 		rd.Reason = "the certificate is not valid before " + stamp(leaf.NotBefore)
-	case backend == nil || backend.CheckedAt.IsZero():
-		rd.Reason = "backend not checked yet"
-	case !backend.Ready:
-		rd.Reason = "backend not ready: " + backend.Error
 	default:
-		rd.Ready = true
+		rd.Ready, rd.Reason = servicesReady(services)
 	}
 	return rd
+}
+
+// servicesReady is the services' part of readiness: each needs a replica
+// that answered its last check. The reason names the first that has none.
+func servicesReady(services []metrics.ServiceInfo) (bool, string) {
+	for _, s := range services {
+		if s.Ready {
+			continue
+		}
+		what := "backend"
+		if s.Name != proxy.DefaultServiceLabel {
+			what = "service " + s.Name
+		}
+		checked, lastErr := false, ""
+		for _, r := range s.Replicas {
+			if !r.CheckedAt.IsZero() {
+				checked = true
+				if lastErr == "" {
+					lastErr = r.Error
+				}
+			}
+		}
+		switch {
+		case len(s.Replicas) == 0:
+			return false, what + " has no replicas (its name resolved to no address)"
+		case !checked:
+			return false, what + " not checked yet"
+		default:
+			return false, what + " not ready: " + lastErr
+		}
+	}
+	return true, ""
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

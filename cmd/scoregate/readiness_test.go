@@ -43,14 +43,23 @@ func TestReadiness(t *testing.T) {
 		{"acme, none yet", certs.Status{Source: "acme", Pending: "ordering a certificate from https://ca.example"}, "no certificate yet: ordering a certificate from https://ca.example"},
 		{"none", certs.Status{Source: "file"}, "no certificate loaded"},
 	}
+	up := metrics.BackendInfo{URL: "http://127.0.0.1:5001", Ready: true, Status: 200, CheckedAt: now}
+	down := metrics.BackendInfo{URL: "http://127.0.0.1:5002", Status: 503, Error: "GET / answered 503", CheckedAt: now}
+	unchecked := metrics.BackendInfo{URL: "http://127.0.0.1:5001"}
+	svc := func(name string, ready bool, rs ...metrics.BackendInfo) metrics.ServiceInfo {
+		return metrics.ServiceInfo{Name: name, Ready: ready, Replicas: rs}
+	}
 	backendStates := []struct {
 		name       string
-		info       *metrics.BackendInfo
+		info       []metrics.ServiceInfo
 		wantReason string
 	}{
-		{"backend ready", &metrics.BackendInfo{URL: "http://127.0.0.1:5001", Ready: true, Status: 200, CheckedAt: now}, ""},
-		{"backend not checked yet", &metrics.BackendInfo{URL: "http://127.0.0.1:5001"}, "backend not checked yet"},
-		{"backend down", &metrics.BackendInfo{URL: "http://127.0.0.1:5001", Status: 503, Error: "GET / answered 503", CheckedAt: now}, "backend not ready: GET / answered 503"},
+		{"backend ready", []metrics.ServiceInfo{svc("default", true, up)}, ""},
+		{"one of two replicas ready", []metrics.ServiceInfo{svc("default", true, down, up)}, ""},
+		{"backend not checked yet", []metrics.ServiceInfo{svc("default", false, unchecked)}, "backend not checked yet"},
+		{"backend down", []metrics.ServiceInfo{svc("default", false, down)}, "backend not ready: GET / answered 503"},
+		{"no replicas", []metrics.ServiceInfo{svc("default", false)}, "backend has no replicas"},
+		{"one service of two down", []metrics.ServiceInfo{svc("fraud", true, up), svc("churn", false, down)}, "service churn not ready: GET / answered 503"},
 	}
 	for _, cs := range certStates {
 		for _, bs := range backendStates {
@@ -78,8 +87,8 @@ func TestReadiness(t *testing.T) {
 				if (cs.status.LastReload != nil) != (rd.LastReload != nil) {
 					t.Errorf("LastReload = %+v, want it present exactly for files", rd.LastReload)
 				}
-				if rd.Backend != bs.info {
-					t.Errorf("Backend = %+v, want the last check %+v", rd.Backend, bs.info)
+				if len(rd.Services) != len(bs.info) {
+					t.Errorf("Services = %+v, want the last checks %+v", rd.Services, bs.info)
 				}
 			})
 		}
@@ -112,7 +121,7 @@ func TestServeCertificateExpiresWhileServed(t *testing.T) {
 	replace(t, f.CertFile, append(append([]byte{}, short.CertPEM...), f.Intermediate.CertPEM...))
 	be := newRecordingBackend(t)
 	ts := startServe(t, "--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile,
-		"--ssl-cname", "api.example.com", "--ca-file", f.CAFile, "--backend", be.URL, "--backend-probe-interval", "50ms")
+		"--ssl-cname", "api.example.com", "--ca-file", f.CAFile, "--backend", be.URL, "--health-interval", "50ms")
 	waitFor(t, 5*time.Second, "/readyz 200 with the short-lived certificate", func() bool { code, _ := readyzJSON(t, ts); return code == 200 })
 	waitFor(t, 10*time.Second, "/readyz 503 once the certificate has expired", func() bool {
 		code, rd := readyzJSON(t, ts)
@@ -136,7 +145,7 @@ func TestServerFromConfig(t *testing.T) {
 	u, _ := url.Parse(be.URL)
 	s, err := newServer(serverConfig{
 		Listen:   "127.0.0.1:0",
-		Backend:  u,
+		Backends: []*url.URL{u},
 		CName:    "api.example.com",
 		CertFile: f.CertFile,
 		KeyFile:  f.KeyFile,

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,7 +23,10 @@ import (
 // given. resolve turns it into the serverConfig a server is built from.
 type serveConfig struct {
 	listen, metricsListen, httpListen, httpsPort string
-	backend                                      string
+	backends                                     backendList
+	services                                     serviceList
+	resolveInterval, maxQueueWait                time.Duration
+	maxPerReplica, maxQueueLength                int
 	certFile, keyFile, cname, caFile             string
 	allowMissingSNI                              bool
 	authKeyFile                                  string
@@ -55,7 +57,13 @@ const (
 func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.listen, "listen", ":8443", "TLS `address` clients connect to")
-	fs.StringVar(&c.backend, "backend", "http://127.0.0.1:5001", "scoring backend `URL` (the model container on this node)")
+	c.backends.vals = []string{defaultBackend}
+	fs.Var(&c.backends, "backend", "scoring backend `URL` (the model container on this node); repeat for replicas, and a DNS name stands for every address it resolves to (a headless Service)")
+	fs.Var(&c.services, "service", "`NAME=URL`: route /api/v1/service/NAME/... to URL as /..., as Azure ML's front end does; repeat NAME to add replicas. With it, --backend serves other paths only when given")
+	fs.DurationVar(&c.resolveInterval, "backend-resolve-interval", 10*time.Second, "how often backends given by DNS name are resolved again (new addresses join, vanished ones drain)")
+	fs.IntVar(&c.maxPerReplica, "max-concurrent-requests-per-replica", 32, "requests one replica gets at once; more wait in the queue (Azure ML: max_concurrent_requests_per_instance, default 1 there). 32 keeps a one-worker inference server's backlog and connections bounded without throttling a concurrent server; set the replica's real concurrency for Azure ML's queueing")
+	fs.DurationVar(&c.maxQueueWait, "max-queue-wait", 500*time.Millisecond, "how long a request may wait for a replica slot before 503 with Retry-After (Azure ML: max_queue_wait_ms)")
+	fs.IntVar(&c.maxQueueLength, "max-queue-length", 1024, "requests that may wait per service; more get 503 at once")
 	fs.StringVar(&c.certFile, flagCert, "", "full-chain certificate `file`, PEM, leaf first (Azure ML: ssl_cert_pem_file)")
 	fs.StringVar(&c.keyFile, flagKey, "", "private key `file`, PEM, unencrypted (Azure ML: ssl_key_pem_file)")
 	fs.StringVar(&c.cname, "ssl-cname", "", "the `name` clients use; the certificate must cover it, and TLS SNI and HTTP Host must match it (Azure ML: ssl_cname)")
@@ -74,7 +82,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.bodyReadTimeout, "body-read-timeout", 60*time.Second, "how long a client may leave its request body stalled, between two reads (408 after)")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take for the TLS handshake and the request headers")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive client connection stays open")
-	fs.DurationVar(&c.backendProbe, "backend-probe-interval", 5*time.Second, "how often the backend's health (GET /) is checked for /readyz")
+	fs.DurationVar(&c.backendProbe, "health-interval", 5*time.Second, "how often each replica's health (GET /) is checked; a failing replica gets no requests, and /readyz needs one healthy replica per service")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	c.maxBodyBytes = 100 << 20
 	fs.Var(&c.maxBodyBytes, "max-body-bytes", "request body `limit` (413 above it)")
@@ -156,7 +164,7 @@ func (c *serveConfig) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"body-read-timeout", c.bodyReadTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}, {"backend-probe-interval", c.backendProbe}} {
+	}{{"upstream-timeout", c.upstreamTimeout}, {"dial-timeout", c.dialTimeout}, {"body-read-timeout", c.bodyReadTimeout}, {"read-header-timeout", c.readHeaderTimeout}, {"idle-timeout", c.idleTimeout}, {"shutdown-timeout", c.shutdownTimeout}, {"reload-settle", c.reloadSettle}, {"watch-poll", c.watchPoll}, {"health-interval", c.backendProbe}, {"backend-resolve-interval", c.resolveInterval}, {"max-queue-wait", c.maxQueueWait}} {
 		if d.v <= 0 {
 			return usagef("--%s %s: want a positive duration such as 30s", d.name, d.v)
 		}
@@ -166,6 +174,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.maxHeaderBytes < 1024 {
 		return usagef("--max-header-bytes %s: want at least 1KiB", &c.maxHeaderBytes)
+	}
+	if c.maxPerReplica < 1 || c.maxQueueLength < 1 {
+		return usagef("--max-concurrent-requests-per-replica and --max-queue-length must be at least 1")
 	}
 	if c.maxIdleConns < 1 || c.h2MaxConcurrentStreams < 1 {
 		return usagef("--backend-idle-conns and --h2-max-concurrent-streams must be at least 1")
@@ -199,18 +210,6 @@ func (c *serveConfig) checkACME() error {
 		return usagef("--acme needs the name to obtain a certificate for: --ssl-cname, or --leaf-domain-label with --region")
 	}
 	return nil
-}
-
-// backendURL parses --backend.
-func (c *serveConfig) backendURL() (*url.URL, error) {
-	u, err := url.Parse(c.backend)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--backend %q: want an http:// or https:// URL such as http://127.0.0.1:5001", c.backend)
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return nil, usagef("--backend %q: give scheme, host and port only; the request path is forwarded as is", c.backend)
-	}
-	return u, nil
 }
 
 func newLogger(c serveConfig, w io.Writer) zerolog.Logger {

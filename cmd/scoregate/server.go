@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,14 +71,14 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 			}
 		}
 	}()
-	if s.cfg.Backend == nil {
+	if len(s.cfg.Backends) == 0 && len(s.cfg.Services) == 0 {
 		if err := s.startDevBackend(); err != nil {
 			return nil, err
 		}
 	}
 
 	pcfg := cfg.Proxy
-	pcfg.CName, pcfg.Backend, pcfg.AuthExemptHealth = cfg.CName, s.cfg.Backend, cfg.AuthExemptHealth
+	pcfg.CName, pcfg.Backends, pcfg.Services, pcfg.AuthExemptHealth = cfg.CName, s.cfg.Backends, cfg.Services, cfg.AuthExemptHealth
 	if cfg.AuthKeyFile != "" {
 		if s.keys, err = proxy.OpenKeyFile(cfg.AuthKeyFile, s.log, s.metrics); err != nil {
 			return nil, usageError{flagError(err)}
@@ -161,7 +163,7 @@ func (s *server) startDevBackend() error {
 	}
 	srv := &http.Server{Handler: bench.NewBackend(bench.BackendConfig{}), ReadHeaderTimeout: 10 * time.Second}
 	s.devBackend = &listener{name: "dev-backend", srv: srv, ln: ln}
-	s.cfg.Backend = &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	s.cfg.Backends = []*url.URL{{Scheme: "http", Host: ln.Addr().String()}}
 	return nil
 }
 
@@ -204,7 +206,10 @@ func (s *server) run(ctx context.Context) error {
 	defer s.proxy.Close()
 	errc := make(chan error, len(s.listeners))
 	var wg sync.WaitGroup
-	ev := s.log.Info().Str("backend", s.cfg.Backend.String()).Str("cname", s.cfg.CName).Str("version", version())
+	ev := s.log.Info().Stringer("backend", urls(s.cfg.Backends)).Str("cname", s.cfg.CName).Str("version", version())
+	for _, name := range slices.Sorted(maps.Keys(s.cfg.Services)) {
+		ev = ev.Stringer("service_"+name, urls(s.cfg.Services[name]))
+	}
 	for _, l := range s.listeners {
 		ev = ev.Str(l.name, l.ln.Addr().String())
 		wg.Go(func() {
@@ -276,7 +281,7 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	}
 	wg.Go(func() { certs.WatchExpiry(ctx, s.certs.Status, s.log) })
-	wg.Go(func() { s.proxy.RunProbes(ctx) })
+	wg.Go(func() { s.proxy.Run(ctx) })
 	wg.Go(func() { s.logRefusals(ctx, time.Minute) })
 	if s.reload != nil {
 		wg.Go(func() {
@@ -335,4 +340,15 @@ func newServerErrorLog(l zerolog.Logger) *log.Logger {
 func (e serverErrorLog) Write(p []byte) (int, error) {
 	e.log.Debug().Str("source", "net/http").Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// urls prints URLs for a log line, passwords redacted.
+type urls []*url.URL
+
+func (us urls) String() string {
+	s := make([]string, len(us))
+	for i, u := range us {
+		s[i] = u.Redacted()
+	}
+	return strings.Join(s, ",")
 }
