@@ -8,15 +8,33 @@
 // inference server does (x-request-id, x-ms-request-id,
 // x-ms-client-request-id; see readRequestIDs); checks the bearer key;
 // refuses a method that is not a token or a query with control characters
-// (400); enforces the request body limit (413); reads the body ahead (see
-// below); forwards the request to the backend, streaming bodies in both
-// directions; maps every failure to 400, 408, 413, 499, 502 or 504 in one
-// place (errorStatus); and writes one access log line per request with
-// zerolog.
+// (400); enforces the request body limit (413); routes the path to its
+// service (404 for an unknown one); reads the body ahead (see below);
+// admits the request to one of the service's replicas (503 with
+// Retry-After when none has a slot within the queue wait); forwards it,
+// streaming bodies in both directions; maps every failure to 400, 408,
+// 413, 499, 502 or 504 in one place (errorStatus); and writes one access
+// log line per request with zerolog.
+//
+// # Services, replicas and admission
+//
+// A service is a set of targets (Config.Backends, or one of
+// Config.Services, routed as Azure ML's front end routes
+// /api/v1/service/NAME/...). A target given by a DNS name stands for every
+// address it resolves to, each a replica, resolved again by [Proxy.Run].
+// Each service's pool (pool.go) admits requests as azureml-fe does: at most
+// MaxConcurrentPerReplica at once per replica, which also caps the
+// replica's connections; the rest wait first come, first served, for at
+// most MaxQueueWait. Among replicas with a slot, the one with the fewest
+// outstanding requests is chosen. [Proxy.Run] checks each replica (GET /)
+// every ProbeInterval; a replica failing it, or ejected after connection
+// failures in a row, takes no requests until it passes again.
+// [Proxy.Health] gives each service's replicas for the caller's readiness
+// endpoint.
 //
 // # The backend seam
 //
-// A request reaches the backend through one of two implementations of one
+// A request reaches its replica through one of two implementations of one
 // seam (forward.go says which takes what, and why):
 //
 //   - the direct path: the handler builds the backend's request into the
@@ -40,6 +58,9 @@
 // idempotency key with a body that can be had again), and checks a
 // connection idle for 5 ms or more before reuse (one MSG_PEEK recv), so
 // that a backend's keep-alive timeout, always seconds, fails no request.
+// Only a request whose connection could not be made at all goes to another
+// replica, once, and only with a body that can be had again
+// (retryElsewhere).
 //
 // Client input is the client's fault. A body of known length up to 32 KiB
 // is read whole before a backend connection is taken; a larger one, or one
@@ -50,9 +71,6 @@
 // every path. When ServeHTTP returns, nothing reads the client's body any
 // more (a body writer still waiting for it is ended), and [Proxy.Close]
 // joins the goroutines the backend client started.
-//
-// [Proxy.RunProbes] checks the backend's health (GET /) for the caller's
-// readiness endpoint; [Proxy.BackendHealth] gives the last result.
 //
 // Bearer keys live here too: a [KeySet] checks them in constant time, and a
 // [KeyFile] loads them from a file (one or two keys, Azure ML's primary
@@ -71,7 +89,8 @@
 // Given a [metrics.Metrics], a forwarded request's proxy overhead
 // (scoregate_proxy_overhead_seconds) is scoregate's own time: from its
 // arrival in ServeHTTP until it is handed to the backend client, less the
-// time the body read ahead waited for the client, plus from the backend's
+// time the body read ahead waited for the client and the time it waited
+// for a replica slot, plus from the backend's
 // response headers (or its failure) until the response header is handed to
 // net/http. Neither the wait for the backend nor the transfer of a body in
 // either direction is in it, so a client that uploads or reads slowly does
