@@ -115,15 +115,24 @@ func TestDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// gridPos is decoded as Grafana reads it: four integers on its
+	// 24-column grid. (A thresholds array once sat in w, which Grafana
+	// refuses on import.)
 	var dash struct {
 		Title  string
 		Panels []struct {
 			Title   string
+			GridPos struct{ X, Y, W, H int }
 			Targets []struct{ Expr string }
 		}
 	}
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatalf("dashboard.json: %v", err)
+	}
+	for _, p := range dash.Panels {
+		if g := p.GridPos; g.W < 1 || g.H < 1 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
+			t.Errorf("dashboard.json: panel %q: gridPos %+v is off Grafana's 24-column grid", p.Title, g)
+		}
 	}
 	names, used := exported(t), map[string]bool{}
 	// Grafana's variables are not PromQL.
