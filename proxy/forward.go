@@ -143,6 +143,11 @@ func (p *Proxy) prepareOut(st *reqState, r *http.Request) *http.Request {
 	st.out.RequestURI = ""
 	st.out.Close = false
 	st.out.Header = nil
+	if r.ContentLength == 0 {
+		// No body, whatever r.Body is (HTTP/2's is an empty stream, not
+		// http.NoBody): sent without one, and renewable for a retry.
+		st.out.Body = http.NoBody
+	}
 	return &st.out
 }
 

@@ -73,10 +73,11 @@ type pool struct {
 	m        *metrics.Metrics
 
 	mu       sync.Mutex
-	replicas []*replica // the current ones, not gone
-	usable   int        // how many of them are usable
-	next     int        // where the next scan starts: ties go round
-	queue    list.List  // of *waiter, oldest first
+	replicas []*replica          // the current ones, not gone
+	draining map[string]*replica // gone, with requests still on them; by address
+	usable   int                 // how many of them are usable
+	next     int                 // where the next scan starts: ties go round
+	queue    list.List           // of *waiter, oldest first
 }
 
 // waiter is a request waiting in the queue.
@@ -110,6 +111,9 @@ func (p *pool) acquire(ctx context.Context, exclude *replica) (*replica, error) 
 	}
 	w := &waiter{ch: make(chan *replica, 1), exclude: exclude}
 	w.elem = p.queue.PushBack(w)
+	// A slot may be free that the waiters ahead cannot take (each can
+	// only have the replica it excludes): this one may.
+	p.dispatchLocked()
 	p.mu.Unlock()
 	p.m.Queued(p.label, 1)
 	defer p.m.Queued(p.label, -1)
@@ -185,10 +189,15 @@ func (p *pool) release(r *replica, o outcome) {
 			p.recountLocked()
 		}
 	}
-	drained := r.gone && r.outstanding == 0
-	// Under mu, so that a replica being forgotten (setReplicas) has
-	// recorded its last release first.
+	// The metrics under mu: a replica's series is forgotten once its last
+	// request is done, and may be created again by a replica for the same
+	// address that DNS gives back.
 	p.m.Outstanding(p.label, r.addr, -1)
+	drained := r.gone && r.outstanding == 0
+	if drained {
+		delete(p.draining, r.addr)
+		p.m.ForgetReplica(p.label, r.addr)
+	}
 	p.dispatchLocked()
 	p.mu.Unlock()
 	if ejected {
@@ -199,7 +208,6 @@ func (p *pool) release(r *replica, o outcome) {
 	}
 	if drained {
 		r.close()
-		p.m.ForgetReplica(p.label, r.addr)
 	}
 }
 
@@ -294,8 +302,16 @@ func (p *pool) setReplicas(want []string, mk func(addr string) *replica) (added,
 			keep = append(keep, r)
 			continue
 		}
-		keep = append(keep, mk(addr))
 		added = append(added, addr)
+		if r := p.draining[addr]; r != nil {
+			// Given back while draining: the same replica, its
+			// connections and counts, takes requests again.
+			delete(p.draining, addr)
+			r.gone = false
+			keep = append(keep, r)
+			continue
+		}
+		keep = append(keep, mk(addr))
 	}
 	var closeNow []*replica
 	for _, r := range p.replicas {
@@ -306,7 +322,13 @@ func (p *pool) setReplicas(want []string, mk func(addr string) *replica) (added,
 		removed = append(removed, r.addr)
 		if r.outstanding == 0 {
 			closeNow = append(closeNow, r)
+			p.m.ForgetReplica(p.label, r.addr)
+			continue
 		}
+		if p.draining == nil {
+			p.draining = map[string]*replica{}
+		}
+		p.draining[r.addr] = r
 	}
 	p.replicas = keep
 	p.next = 0
@@ -315,7 +337,6 @@ func (p *pool) setReplicas(want []string, mk func(addr string) *replica) (added,
 	p.mu.Unlock()
 	for _, r := range closeNow {
 		r.close()
-		p.m.ForgetReplica(p.label, r.addr)
 	}
 	p.reportReplicas()
 	return added, removed
@@ -339,7 +360,9 @@ func (p *pool) setCheck(r *replica, info metrics.BackendInfo) (changed bool) {
 		r.ejected, r.fails = false, 0
 	}
 	p.recountLocked()
-	if !before && r.usableLocked() {
+	if before != r.usableLocked() {
+		// Either r takes requests again, or it was the last usable
+		// one and every replica is a candidate now.
 		p.dispatchLocked()
 	}
 	p.mu.Unlock()
@@ -352,4 +375,11 @@ func (p *pool) closeAll() {
 	for _, r := range p.snapshot() {
 		r.close()
 	}
+}
+
+// hasOther reports whether the pool has a replica other than r to try.
+func (p *pool) hasOther(r *replica) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.replicas) > 1 || (len(p.replicas) == 1 && p.replicas[0] != r)
 }

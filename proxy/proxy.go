@@ -619,7 +619,7 @@ func (p *Proxy) refused(st *reqState, r *http.Request, err error) {
 func (p *Proxy) retryElsewhere(st *reqState, r *http.Request, err error) bool {
 	var opErr *net.OpError
 	if st.retried || r.Context().Err() != nil || !errors.As(err, &opErr) || opErr.Op != "dial" ||
-		(r.Body != nil && r.Body != http.NoBody && r.GetBody == nil) {
+		(r.Body != nil && r.Body != http.NoBody && r.GetBody == nil) || !st.svc.pool.hasOther(st.rep) {
 		return false
 	}
 	st.retried = true

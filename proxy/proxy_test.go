@@ -443,7 +443,9 @@ func testBodyLimit(t *testing.T, path seamPath) {
 // closedPort returns the address of a loopback port nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// 127.0.0.9, not 127.0.0.1: the port freed here must not be handed to
+	// the next httptest listener, which binds 127.0.0.1.
+	ln, err := net.Listen("tcp", "127.0.0.9:0")
 	if err != nil {
 		t.Fatal(err)
 	}

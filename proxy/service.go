@@ -215,12 +215,33 @@ func (p *Proxy) route(r *http.Request) (svc *service, path, rawPath string) {
 	if svc == nil {
 		return nil, "", ""
 	}
-	if rawPath != "" {
-		if raw, ok := strings.CutPrefix(rawPath, RoutePrefix+name+"/"); ok {
-			rawPath = "/" + raw
-		} else {
-			rawPath = "" // the name itself was escaped: let the URL escape the rest
-		}
+	return svc, "/" + sub, routedRawPath(rawPath, path[:len(path)-len(sub)], sub)
+}
+
+// routedRawPath is the escaped form of the routed path "/"+sub, cut from
+// the request's escaped path raw, whose decoded head (the prefix and the
+// service name, escaped or not) is head; "" when raw is empty or does not
+// line up, and the URL escapes the path itself.
+func routedRawPath(raw, head, sub string) string {
+	if raw == "" {
+		return ""
 	}
-	return svc, "/" + sub, rawPath
+	// The head is "/api/v1/service/NAME/": five '/' in raw too, unless
+	// one of them was escaped, which the checks below catch.
+	at := 0
+	for range 5 {
+		i := strings.IndexByte(raw[at:], '/')
+		if i < 0 {
+			return ""
+		}
+		at += i + 1
+	}
+	rawHead, rawSub := raw[:at], raw[at:]
+	if h, err := url.PathUnescape(rawHead); err != nil || h != head {
+		return ""
+	}
+	if u, err := url.PathUnescape(rawSub); err != nil || u != sub {
+		return ""
+	}
+	return "/" + rawSub
 }
