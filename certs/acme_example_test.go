@@ -73,14 +73,14 @@ func ExampleLeafDomainName() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	name, err := certs.LeafDomainName(dir, "model", "westeurope", false)
+	name, err := certs.LeafDomainName(dir, "model", "westeurope", certs.LeafDomainOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	again, err := certs.LeafDomainName(dir, "model", "westeurope", false)
+	again, err := certs.LeafDomainName(dir, "model", "westeurope", certs.LeafDomainOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(len(name) == len("model")+6+len(".westeurope.cloudapp.azure.com"), name == again)
+	fmt.Println(len(name.Name) == len("model")+6+len(".westeurope.cloudapp.azure.com"), name.Name == again.Name)
 	// Output: true true
 }

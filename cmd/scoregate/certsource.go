@@ -122,12 +122,6 @@ func flagError(err error) error {
 		} else {
 			err = fmt.Errorf("--%s: %w", flagOf[ce.Field], ce.Err)
 		}
-		switch {
-		case errors.Is(err, certs.ErrLeafDomainMismatch):
-			err = fmt.Errorf("%w; use --overwrite-existing-domain to draw a new name (and update DNS)", err)
-		case errors.Is(err, certs.ErrLeafDomainIncomplete):
-			err = fmt.Errorf("%w; remove it or use --overwrite-existing-domain", err)
-		}
 	}
 	return err
 }

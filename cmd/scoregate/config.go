@@ -135,8 +135,20 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 			}
 		}
 		if c.leafLabel != "" {
-			if sc.CName, err = certs.LeafDomainName(c.storage, c.leafLabel, c.region, c.overwriteDomain); err != nil {
-				return sc, usageError{flagError(err)}
+			overwrite := certs.LeafKeep
+			if c.overwriteDomain {
+				// Azure ML's meaning: a new name for a new label,
+				// once; restarts and siblings keep it.
+				overwrite = certs.LeafReplaceOtherLabel
+			}
+			d, err := certs.LeafDomainName(c.storage, c.leafLabel, c.region,
+				certs.LeafDomainOptions{Overwrite: overwrite, AllowUnknownRegion: c.allowUnknownRegion})
+			if err != nil {
+				return sc, leafDomainError(err)
+			}
+			sc.CName = d.Name
+			if d.Replaced != "" {
+				sc.Log.Warn().Str("old", d.Replaced).Str("new", d.Name).Msg("--overwrite-existing-domain: the stored name was drawn for another label; replaced it (update the DNS label)")
 			}
 		}
 	}

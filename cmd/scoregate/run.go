@@ -34,6 +34,7 @@ const topUsage = `scoregate: a TLS front end for model-scoring containers.
 Usage:
   scoregate serve [flags]        terminate TLS and forward to the scoring backend
   scoregate check [flags]        check a certificate and key as serve would, and say what to fix
+  scoregate domain [flags]       draw the --leaf-domain-label name before the deploy, and say where it goes
   scoregate cert dev [flags]     make a development CA and certificate
   scoregate cert convert [flags] turn a .pfx/.p12, DER or mixed PEM into the files serve reads
   scoregate bench [flags]        load-test scoregate (in-process) or any HTTPS endpoint
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		err = runCheck(ctx, rest, getenv, stdout)
 	case "cert":
 		err = runCert(rest, getenv, os.Stdin, stdout, stderr)
+	case "domain":
+		err = runDomain(rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "scoregate", version())
 		return exitOK

@@ -44,6 +44,7 @@ type serveConfig struct {
 	dev, pprof, accessLog                  bool
 	devDir                                 string
 	acme, overwriteDomain                  bool
+	allowUnknownRegion                     bool
 	acmeCA, acmeCARoot, acmeEmail, storage string
 	leafLabel, region                      string
 	given                                  map[string]bool // flags set on the command line or from the environment
@@ -99,7 +100,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.storage, "storage", "/var/lib/scoregate", "`directory` for ACME accounts, certificates and the leaf domain name; instances sharing it (Azure Files) order once per name")
 	fs.StringVar(&c.leafLabel, "leaf-domain-label", "", "with --acme and --region: use the name LABEL + 6 random characters + .REGION.cloudapp.azure.com, kept in --storage")
 	fs.StringVar(&c.region, "region", "", "Azure `region` for --leaf-domain-label, such as westeurope")
-	fs.BoolVar(&c.overwriteDomain, "overwrite-existing-domain", false, "with --leaf-domain-label: draw a new random suffix instead of reusing the stored name")
+	fs.BoolVar(&c.overwriteDomain, "overwrite-existing-domain", false, "with --leaf-domain-label: replace a stored name drawn for another label with a new one (once: restarts and instances sharing --storage keep it); without it a label change is an error")
+	fs.BoolVar(&c.allowUnknownRegion, "allow-unknown-region", false, "accept a --region that is not in scoregate's list of Azure regions (a region newer than the list)")
 	fs.BoolVar(&c.pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ on --metrics-listen (keep that address private)")
 	fs.BoolVar(&c.accessLog, "access-log", true, "log one line per request (at info level)")
 	fs.BoolVar(&c.dev, "dev", false, "development mode: a self-signed CA and a certificate for localhost (or --ssl-cname), and a demo backend unless --backend is given")
@@ -192,8 +194,8 @@ func (c *serveConfig) check() error {
 // checkACME checks the flags of the ACME mode.
 func (c *serveConfig) checkACME() error {
 	switch {
-	case (c.leafLabel != "" || c.region != "" || c.overwriteDomain) && !c.acme:
-		return usagef("--leaf-domain-label, --region and --overwrite-existing-domain need --acme")
+	case (c.leafLabel != "" || c.region != "" || c.overwriteDomain || c.allowUnknownRegion) && !c.acme:
+		return usagef("--leaf-domain-label, --region, --overwrite-existing-domain and --allow-unknown-region need --acme")
 	case !c.acme:
 		return nil
 	case c.dev:

@@ -304,12 +304,13 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 // printLeafDomainHelp prints the name derived from --leaf-domain-label and
 // the DNS step it needs: the operator must give the public IP that name.
 func (s *server) printLeafDomainHelp() {
-	first, _, _ := strings.Cut(s.cfg.CName, ".")
 	s.log.Info().Str("name", s.cfg.CName).Msg("leaf domain name (kept in --storage)")
-	fmt.Fprintf(s.stdout, "\nscoregate: the service's name is %s\n"+
-		"DNS: set the DNS name label of the public IP (or the ACI container group's dnsNameLabel) in %s to %q,\n"+
-		"so that Azure publishes %s; the certificate is issued once it resolves to this service.\n\n",
-		s.cfg.CName, s.cfg.Region, first, s.cfg.CName)
+	fmt.Fprintf(s.stdout, "\nscoregate: the service's name is %s\n", s.cfg.CName)
+	for _, l := range leafDNSHelp(s.cfg.CName) {
+		fmt.Fprintln(s.stdout, l)
+	}
+	fmt.Fprintln(s.stdout, "The certificate is ordered once the name resolves (scoregate checks before ordering).")
+	fmt.Fprintln(s.stdout)
 }
 
 // logStartupWarnings logs what does not stop scoregate but needs the
