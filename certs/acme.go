@@ -1,15 +1,16 @@
 package certs
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/metrics"
@@ -52,9 +54,14 @@ type ACMEConfig struct {
 	Email string
 	// Storage is required: the directory for certificates, keys, the ACME
 	// account and locks (a certmagic.FileStorage), created with mode 0700
-	// if missing. Instances sharing it (a shared volume) form a cluster:
+	// if missing. NewACME writes, flushes and removes a probe file in it,
+	// so that storage that cannot be written (a read-only file system, a
+	// path under a regular file) fails at once, as a ConfigError for
+	// Storage. Instances sharing it (a shared volume) form a cluster:
 	// certmagic's storage locks make exactly one of them order a
 	// certificate, or renew it, while the others wait and load the result.
+	// A storage operation that fails later (a full disk, a volume gone) is
+	// counted in the metrics' ACME failures and reported by Status.
 	Storage string
 	// AllowMissingSNI makes the cname's certificate the one served to
 	// clients that send no server name (certmagic's DefaultServerName).
@@ -83,10 +90,65 @@ type ACMEConfig struct {
 	// renewal. If zero, certmagic's default (10 minutes).
 	RenewCheckInterval time.Duration
 
+	// DNSResolver is the DNS server asked whether CName resolves before a
+	// certificate is ordered (see Start): "host:port", or an IP address
+	// alone for port 53. It is always asked over TCP, which every DNS
+	// server must answer (RFC 7766). If empty, the system's resolver
+	// (net.DefaultResolver), as the process would resolve the name.
+	DNSResolver string
+	// DNSCheckInterval is the wait after the first check that finds CName
+	// unresolved; each later wait doubles, up to DNSCheckMaxInterval. If
+	// zero, 2s.
+	DNSCheckInterval time.Duration
+	// DNSCheckMaxInterval is the longest wait between two checks. If zero,
+	// 30s, or DNSCheckInterval if that is longer.
+	DNSCheckMaxInterval time.Duration
+
+	// EAB, if not nil, is the External Account Binding registered with
+	// the ACME account, which CAs such as ZeroSSL, Google Trust Services,
+	// DigiCert and Sectigo require. It only matters when the account is
+	// registered: an account already in Storage for this CA and Email is
+	// used as it is.
+	EAB *EAB
+
 	// Metrics records orders, renewals, failures and the certificate's
 	// expiry; it may be nil. (Handshakes are recorded by ServerTLSConfig's
 	// metrics.)
 	Metrics *metrics.Metrics
+}
+
+// EAB is an ACME External Account Binding (RFC 8555 §7.3.4): the key
+// identifier and MAC key a CA hands out to tie ACME accounts to an account
+// of its own.
+type EAB struct {
+	// KeyID is the key identifier; required.
+	KeyID string
+	// MACKey is the MAC (HMAC) key, base64url-encoded as CAs hand it out,
+	// with or without padding; required. White space around it (a key
+	// file's final newline) is ignored. It is a secret: it appears in no
+	// log line or error.
+	MACKey string
+}
+
+// acmeEAB validates e and returns it in the form certmagic's ACME client
+// (acmez) decodes: base64url without padding.
+func acmeEAB(e *EAB) (*acme.EAB, error) {
+	if e == nil {
+		return nil, nil
+	}
+	if strings.TrimSpace(e.KeyID) == "" {
+		return nil, &ConfigError{Field: "EABKeyID", Err: errRequired}
+	}
+	key := strings.TrimRight(strings.TrimSpace(e.MACKey), "=")
+	if key == "" {
+		return nil, &ConfigError{Field: "EABMACKey", Err: errRequired}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(key)
+	if err != nil {
+		// Not err: nothing of the key goes into the message.
+		return nil, &ConfigError{Field: "EABMACKey", Err: errors.New("not base64url (RFC 4648 §5, the alphabet with - and _), as ACME CAs hand MAC keys out")}
+	}
+	return &acme.EAB{KeyID: strings.TrimSpace(e.KeyID), MACKey: base64.RawURLEncoding.EncodeToString(raw)}, nil
 }
 
 // ACME obtains and renews the certificate for one name with ACME, using
@@ -95,19 +157,28 @@ type ACMEConfig struct {
 // modified), and serves it to crypto/tls through ServerTLSConfig, which
 // applies the SNI policy as it does for a Source. Its methods are safe for
 // concurrent use. Orders, renewals and failures are counted in the metrics
-// only.
+// only. No certificate is ordered before the name resolves (see Start).
 //
 // NewACME starts certmagic's maintenance goroutine; whoever called NewACME
 // must call Stop once, after the servers using the ACME have shut down.
 type ACME struct {
-	cname   string // normalized: lowercase, no trailing dot
-	ca      string
-	tlsALPN bool
-	metrics *metrics.Metrics
-	log     zerolog.Logger
-	cache   *certmagic.Cache
-	magic   *certmagic.Config
-	issuer  *certmagic.ACMEIssuer
+	cname          string // normalized: lowercase, no trailing dot
+	ca             string
+	tlsALPN        bool
+	eab            bool
+	storagePath    string
+	dnsServer      string // "host:port"; "" for the system's resolver
+	dnsInterval    time.Duration
+	dnsMaxInterval time.Duration
+	metrics        *metrics.Metrics
+	log            zerolog.Logger
+	resolver       *net.Resolver
+	storage        *reportingStorage
+	cache          *certmagic.Cache
+	magic          *certmagic.Config
+	issuer         *certmagic.ACMEIssuer
+
+	wg sync.WaitGroup // the goroutine Start starts (manage)
 
 	// haveCert is set once a certificate for the cname is in the cache;
 	// before that GetCertificate fails handshakes without asking
@@ -119,13 +190,13 @@ type ACME struct {
 	stopped bool
 	cancel  context.CancelFunc // from Start; nil before
 	reason  string             // why there is no certificate, for Status
-	lastErr error              // the last failed order, if any
+	lastErr error              // the last failed order or storage operation, if any
 }
 
-// NewACME validates cfg and builds the certmagic cache, config and ACME
-// issuer. It does no network I/O; Start begins obtaining. It logs one info
-// line describing the setup, and a warning if CName is under
-// cloudapp.azure.com.
+// NewACME validates cfg, creates Storage if it is missing and proves it
+// writable, and builds the certmagic cache, config and ACME issuer. It does
+// no network I/O; Start begins obtaining. It logs one info line describing
+// the setup, and a warning if CName is under cloudapp.azure.com.
 func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 	cname := normalizeName(cfg.CName)
 	switch {
@@ -143,6 +214,18 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 		return nil, &ConfigError{Field: "RenewalWindowRatio", Value: fmt.Sprint(cfg.RenewalWindowRatio), Err: errors.New("must be in [0, 1)")}
 	case cfg.RenewCheckInterval < 0:
 		return nil, &ConfigError{Field: "RenewCheckInterval", Value: cfg.RenewCheckInterval.String(), Err: errors.New("must not be negative")}
+	case cfg.DNSCheckInterval < 0:
+		return nil, &ConfigError{Field: "DNSCheckInterval", Value: cfg.DNSCheckInterval.String(), Err: errors.New("must not be negative")}
+	case cfg.DNSCheckMaxInterval < 0:
+		return nil, &ConfigError{Field: "DNSCheckMaxInterval", Value: cfg.DNSCheckMaxInterval.String(), Err: errors.New("must not be negative")}
+	}
+	dnsServer, err := parseDNSResolver(cfg.DNSResolver)
+	if err != nil {
+		return nil, err
+	}
+	eab, err := acmeEAB(cfg.EAB)
+	if err != nil {
+		return nil, err
 	}
 	ca := cfg.CA
 	if ca == "" {
@@ -155,18 +238,27 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Storage, 0o700); err != nil {
-		return nil, &ConfigError{Field: "Storage", Err: err}
+	if err := probeStorage(cfg.Storage); err != nil {
+		return nil, &ConfigError{Field: "Storage", Value: cfg.Storage, Err: err}
 	}
+	dnsInterval := cmp.Or(cfg.DNSCheckInterval, defaultDNSCheckInterval)
+	dnsMaxInterval := max(cmp.Or(cfg.DNSCheckMaxInterval, defaultDNSCheckMaxInterval), dnsInterval)
 
 	a := &ACME{
-		cname:   cname,
-		ca:      ca,
-		tlsALPN: cfg.TLSAddr != "",
-		metrics: cfg.Metrics,
-		log:     log.With().Str(keyCName, cname).Logger(),
-		reason:  "certificate management has not started",
+		cname:          cname,
+		ca:             ca,
+		tlsALPN:        cfg.TLSAddr != "",
+		eab:            eab != nil,
+		storagePath:    cfg.Storage,
+		dnsServer:      dnsServer,
+		dnsInterval:    dnsInterval,
+		dnsMaxInterval: dnsMaxInterval,
+		metrics:        cfg.Metrics,
+		log:            log.With().Str(keyCName, cname).Logger(),
+		resolver:       newDNSResolver(dnsServer),
+		reason:         "certificate management has not started",
 	}
+	a.storage = &reportingStorage{FileStorage: &certmagic.FileStorage{Path: cfg.Storage}, report: a.storageFailed}
 	zl := newZapLogger(log)
 	// The cache asks which config manages a certificate; there is one.
 	var magic *certmagic.Config
@@ -181,7 +273,7 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 		// tls_get_certificate fires per handshake and is not used.
 		ShouldEmitFunc: func(event string) bool { return event != "tls_get_certificate" },
 		KeySource:      certmagic.StandardKeyGenerator{KeyType: certmagic.P256},
-		Storage:        &certmagic.FileStorage{Path: cfg.Storage},
+		Storage:        a.storage,
 		Logger:         zl,
 	}
 	if cfg.AllowMissingSNI {
@@ -190,10 +282,11 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 	magic = certmagic.New(a.cache, mc)
 	a.magic = magic
 	a.issuer = certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{
-		CA:           ca,
-		Email:        cfg.Email,
-		Agreed:       true, // configuring a CA is agreeing to its terms; nobody is there to ask
-		TrustedRoots: cfg.CARoot,
+		CA:              ca,
+		Email:           cfg.Email,
+		Agreed:          true, // configuring a CA is agreeing to its terms; nobody is there to ask
+		TrustedRoots:    cfg.CARoot,
+		ExternalAccount: eab,
 		// certmagic binds ListenHost:Alt*Port to answer challenges
 		// itself unless the address is taken; ours are, so our
 		// listeners answer through HTTPChallengeHandler and
@@ -215,7 +308,11 @@ func NewACME(cfg ACMEConfig, log zerolog.Logger) (*ACME, error) {
 	if cfg.TLSAddr != "" {
 		challenges = append(challenges, "tls-alpn-01 on "+cfg.TLSAddr)
 	}
-	a.log.Info().Str(keyCA, ca).Str(keyStorage, cfg.Storage).Strs("challenges", challenges).Msg("ACME configured")
+	ev := a.log.Info().Str(keyCA, ca).Str(keyStorage, cfg.Storage).Strs("challenges", challenges).Str(keyResolver, a.resolverName())
+	if eab != nil {
+		ev = ev.Str("eab_key_id", eab.KeyID) // an identifier, not the secret
+	}
+	ev.Msg("ACME configured")
 	if strings.HasSuffix(cname, ".cloudapp.azure.com") {
 		a.log.Warn().Msg("names under cloudapp.azure.com share one rate-limit bucket at public CAs such as Let's Encrypt, " +
 			"so orders may be refused when others order at the same time; use a domain of your own (a CNAME to this name works)")
@@ -262,30 +359,43 @@ func challengeAddrs(httpAddr, tlsAddr string) (host string, httpPort, tlsPort in
 	return host, httpPort, tlsPort, nil
 }
 
-// Start begins managing the certificate in the background (certmagic's
-// ManageAsync): it loads the certificate from storage or, if there is none,
-// orders one; failed orders are retried with certmagic's backoff (1, 2, 2,
-// 5, 10 … minutes, up to 30 days), and the certificate is renewed in its
-// renewal window. Bind the challenge listeners (HTTPAddr, TLSAddr) before
-// calling Start. Cancelling ctx, or Stop, ends the management. Start may
-// be called once.
+// Start begins managing the certificate in the background and returns. If
+// the certificate is in Storage, it is loaded at once. Otherwise no order
+// is placed until CName resolves (an A or AAAA record, directly or through
+// a CNAME, from DNSResolver): a CA cannot validate a name that does not
+// resolve, and a failed order costs failed validations at the CA and
+// certmagic's first retry a minute later. Until then, resolution is
+// checked with backoff (DNSCheckInterval doubling up to
+// DNSCheckMaxInterval; 2 s up to 30 s by default); Status's Pending reads
+// "waiting for DNS: <name> does not resolve yet: <the lookup error>",
+// scoregate_acme_waiting_for_dns is 1, and a warning is logged at once and
+// every 5 minutes. Storage is looked at again on every check, so a
+// certificate another instance obtained meanwhile is loaded. Once the
+// name resolves, certmagic (ManageAsync) orders at once; failed orders are
+// retried with certmagic's backoff (1, 2, 2, 5, 10 … minutes, up to 30
+// days), and the certificate is renewed in its renewal window. Bind the
+// challenge listeners (HTTPAddr, TLSAddr) before calling Start.
+// Cancelling ctx, or Stop, ends the management. Start may be called once;
+// it fails only if called again or after Stop.
 func (a *ACME) Start(ctx context.Context) error {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.started || a.stopped {
-		a.mu.Unlock()
 		return errors.New("certs: ACME.Start called twice or after Stop")
 	}
 	a.started = true
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.reason = "loading the certificate from storage or ordering one from " + a.ca
-	a.mu.Unlock()
-	return a.magic.ManageAsync(ctx, []string{a.cname})
+	a.reason = "loading the certificate from storage or checking that " + a.cname + " resolves before ordering one from " + a.ca
+	// Under mu, so that a concurrent Stop waits for it.
+	a.wg.Go(func() { a.manage(ctx) })
+	return nil
 }
 
-// Stop cancels certificate management (an order in flight is abandoned)
-// and stops certmagic's maintenance goroutine, waiting for it. It does not
-// wait for an abandoned order's goroutine, which may still release its
-// storage lock shortly after Stop returns. The owner of the ACME (whoever
+// Stop cancels certificate management (an order in flight is abandoned,
+// and so is the wait for DNS) and stops certmagic's maintenance goroutine,
+// waiting for it and for Start's goroutine. It does not wait for an
+// abandoned order's goroutine, which may still release its storage lock
+// shortly after Stop returns. The owner of the ACME (whoever
 // called NewACME) must call Stop, after the servers using it have shut
 // down; later calls do nothing.
 func (a *ACME) Stop() {
@@ -300,6 +410,7 @@ func (a *ACME) Stop() {
 	if cancel != nil {
 		cancel()
 	}
+	a.wg.Wait()
 	a.cache.Stop()
 }
 
@@ -347,8 +458,9 @@ func (a *ACME) HTTPChallengeHandler(next http.Handler) http.Handler {
 	return a.issuer.HTTPChallengeHandler(next)
 }
 
-// Status reports the certificate being served, or why there is none yet,
-// and the last failed order.
+// Status reports the certificate being served, or why there is none yet
+// (such as the wait for DNS, or a failing storage), and the last failed
+// order or storage operation.
 func (a *ACME) Status() Status {
 	st := Status{Source: sourceACME, Leaf: a.Current()}
 	a.mu.Lock()
@@ -425,14 +537,18 @@ func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) err
 		if err == nil {
 			err = errors.New("unknown error")
 		}
+		msg := "certificate order failed; certmagic retries with backoff"
+		if hint, ok := a.accountRefused(err); ok {
+			err = fmt.Errorf("the CA refused to register the ACME account (%s): %w", hint, err)
+			msg = "the CA refused to register the ACME account, so no certificate can be ordered; certmagic retries with backoff"
+		}
 		a.mu.Lock()
 		a.lastErr = err
 		if !a.haveCert.Load() {
 			a.reason = "the last order failed (certmagic retries with backoff): " + err.Error()
 		}
 		a.mu.Unlock()
-		a.log.Error().Err(err).Bool(keyRenewal, renewal).
-			Msg("certificate order failed; certmagic retries with backoff")
+		a.log.Error().Err(err).Bool(keyRenewal, renewal).Msg(msg)
 	case "cached_managed_cert":
 		sans, _ := data["sans"].([]string)
 		if !covers(sans, a.cname) {
@@ -452,6 +568,24 @@ func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) err
 		}
 	}
 	return nil
+}
+
+// accountRefused reports whether err is the CA's refusal to register the
+// ACME account: an ACME problem document (not a network error) in
+// certmagic's "registering account … with server" error. It returns what
+// to check.
+func (a *ACME) accountRefused(err error) (hint string, ok bool) {
+	p, isProblem := errors.AsType[acme.Problem](err)
+	if !isProblem || !strings.Contains(err.Error(), "registering account") {
+		return "", false
+	}
+	switch {
+	case a.eab:
+		return "check the External Account Binding's key ID and MAC key", true
+	case p.Type == acme.ProblemTypeExternalAccountRequired:
+		return "the CA requires External Account Binding: configure its key ID and MAC key", true
+	}
+	return "the CA's problem follows", true
 }
 
 // sourceACME is the metrics' source label of ACME certificates.

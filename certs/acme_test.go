@@ -50,13 +50,18 @@ type acmeEnv struct {
 
 func newACMEEnv(t *testing.T, validity time.Duration) *acmeEnv {
 	t.Helper()
+	return newACMEEnvWith(t, acmetest.Options{Validity: validity})
+}
+
+// newACMEEnvWith is newACMEEnv with Pebble's options; their ports are set
+// here.
+func newACMEEnvWith(t *testing.T, opts acmetest.Options) *acmeEnv {
+	t.Helper()
 	e := &acmeEnv{out: acmetest.Output(t)}
 	e.httpLn, e.tlsLn = listenLocal(t), listenLocal(t)
-	e.pebble = acmetest.Start(t, acmetest.Options{
-		HTTPPort: e.httpLn.Addr().(*net.TCPAddr).Port,
-		TLSPort:  e.tlsLn.Addr().(*net.TCPAddr).Port,
-		Validity: validity,
-	})
+	opts.HTTPPort = e.httpLn.Addr().(*net.TCPAddr).Port
+	opts.TLSPort = e.tlsLn.Addr().(*net.TCPAddr).Port
+	e.pebble = acmetest.Start(t, opts)
 
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,15 +106,17 @@ func newACMEEnv(t *testing.T, validity time.Duration) *acmeEnv {
 	return e
 }
 
-// config returns an ACMEConfig for this Pebble and these listeners.
+// config returns an ACMEConfig for this Pebble and these listeners. Names
+// resolve through Pebble's DNS server, which resolves every name.
 func (e *acmeEnv) config(cname, storage string) certs.ACMEConfig {
 	return certs.ACMEConfig{
-		CName:    cname,
-		CA:       e.pebble.DirectoryURL,
-		CARoot:   e.pebble.TLSRoots,
-		Storage:  storage,
-		HTTPAddr: e.httpLn.Addr().String(),
-		TLSAddr:  e.tlsLn.Addr().String(),
+		CName:       cname,
+		CA:          e.pebble.DirectoryURL,
+		CARoot:      e.pebble.TLSRoots,
+		Storage:     storage,
+		HTTPAddr:    e.httpLn.Addr().String(),
+		TLSAddr:     e.tlsLn.Addr().String(),
+		DNSResolver: e.pebble.DNSAddr,
 	}
 }
 
@@ -388,6 +395,15 @@ func TestACMERenewsNearExpiry(t *testing.T) {
 	}
 }
 
+// resolving returns the address of a DNS server, for
+// ACMEConfig.DNSResolver, that resolves name (to 127.0.0.1).
+func resolving(t *testing.T, name string) string {
+	t.Helper()
+	d := acmetest.StartDNS(t)
+	d.Add(name)
+	return d.Addr
+}
+
 // unreachableCA returns an https URL on 127.0.0.1 where nothing listens.
 func unreachableCA(t *testing.T) string {
 	t.Helper()
@@ -405,10 +421,11 @@ func TestACMECAUnreachable(t *testing.T) {
 	httpLn := listenLocal(t)
 	const name = "down.scoregate.test"
 	a := newACMEInstance(t, certs.ACMEConfig{
-		CName:    name,
-		CA:       unreachableCA(t),
-		Storage:  acmetest.Storage(t),
-		HTTPAddr: httpLn.Addr().String(),
+		CName:       name,
+		CA:          unreachableCA(t),
+		Storage:     acmetest.Storage(t),
+		HTTPAddr:    httpLn.Addr().String(),
+		DNSResolver: resolving(t, name),
 	}, zerolog.New(out))
 	addr := serve(t, a.tls)
 	start(t, a)
@@ -459,11 +476,13 @@ func TestACMECAUnreachableRetried(t *testing.T) {
 	if os.Getenv("SCOREGATE_SLOW_TESTS") == "" {
 		t.Skip("certmagic retries a failed order after 1 minute (unexported retryIntervals[0]); set SCOREGATE_SLOW_TESTS=1 to wait for it")
 	}
+	const name = "retry.scoregate.test"
 	a := newACMEInstance(t, certs.ACMEConfig{
-		CName:    "retry.scoregate.test",
-		CA:       unreachableCA(t),
-		Storage:  acmetest.Storage(t),
-		HTTPAddr: listenLocal(t).Addr().String(),
+		CName:       name,
+		CA:          unreachableCA(t),
+		Storage:     acmetest.Storage(t),
+		HTTPAddr:    listenLocal(t).Addr().String(),
+		DNSResolver: resolving(t, name),
 	}, zerolog.New(acmetest.Output(t)))
 	start(t, a)
 	waitFor(t, 90*time.Second, "a retried order", func() bool { return a.counts(t).Failures >= 2 })
@@ -488,6 +507,13 @@ func TestNewACMERejectsBadConfig(t *testing.T) {
 		{"hosts differ", func(c *certs.ACMEConfig) { c.HTTPAddr = "10.0.0.1:80"; c.TLSAddr = "10.0.0.2:443" }, "HTTPAddr", "must agree"},
 		{"window ratio", func(c *certs.ACMEConfig) { c.RenewalWindowRatio = 1 }, "RenewalWindowRatio", "must be in [0, 1)"},
 		{"negative renew check interval", func(c *certs.ACMEConfig) { c.RenewCheckInterval = -time.Second }, "RenewCheckInterval", "negative"},
+		{"resolver without port", func(c *certs.ACMEConfig) { c.DNSResolver = "dns.example.com" }, "DNSResolver", "host:port"},
+		{"resolver port zero", func(c *certs.ACMEConfig) { c.DNSResolver = "10.0.0.10:0" }, "DNSResolver", "port from 1 to 65535"},
+		{"negative DNS check interval", func(c *certs.ACMEConfig) { c.DNSCheckInterval = -time.Second }, "DNSCheckInterval", "negative"},
+		{"negative DNS check max interval", func(c *certs.ACMEConfig) { c.DNSCheckMaxInterval = -time.Second }, "DNSCheckMaxInterval", "negative"},
+		{"EAB without key ID", func(c *certs.ACMEConfig) { c.EAB = &certs.EAB{MACKey: testMACKey} }, "EABKeyID", "required"},
+		{"EAB without MAC key", func(c *certs.ACMEConfig) { c.EAB = &certs.EAB{KeyID: "kid-1"} }, "EABMACKey", "required"},
+		{"EAB MAC key not base64url", func(c *certs.ACMEConfig) { c.EAB = &certs.EAB{KeyID: "kid-1", MACKey: "sec+ret/key"} }, "EABMACKey", "not base64url"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := good
@@ -509,6 +535,42 @@ func TestNewACMERejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the MAC key is never in the error", func(t *testing.T) {
+		cfg := good
+		cfg.EAB = &certs.EAB{KeyID: "kid-1", MACKey: "sec+ret/key"}
+		if _, err := certs.NewACME(cfg, zerolog.Nop()); err == nil || strings.Contains(err.Error(), "sec+ret") {
+			t.Errorf("NewACME error = %v, want one without the key", err)
+		}
+	})
+	for _, tt := range []struct{ name, resolver string }{
+		{"resolver host and port", "10.0.0.10:5353"},
+		{"resolver IP alone", "10.0.0.10"},
+		{"resolver IPv6 alone", "fd00::10"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			cfg.DNSResolver = tt.resolver
+			a, err := certs.NewACME(cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatalf("NewACME with DNSResolver %q: %v", tt.resolver, err)
+			}
+			a.Stop()
+		})
+	}
+	for _, tt := range []struct{ name, key string }{
+		{"EAB MAC key unpadded", testMACKey},
+		{"EAB MAC key padded, with a newline", testMACKeyPadded + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			cfg.EAB = &certs.EAB{KeyID: "kid-1", MACKey: tt.key}
+			a, err := certs.NewACME(cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatalf("NewACME: %v", err)
+			}
+			a.Stop()
+		})
+	}
 	t.Run("unspecified hosts agree", func(t *testing.T) {
 		cfg := good
 		cfg.HTTPAddr, cfg.TLSAddr = ":80", "0.0.0.0:443"
@@ -518,6 +580,81 @@ func TestNewACMERejectsBadConfig(t *testing.T) {
 		}
 		a.Stop()
 	})
+}
+
+// An External Account Binding MAC key: 32 bytes, base64url-encoded as a CA
+// hands it out, without and with padding (43 and 44 characters).
+const (
+	testMACKey       = "c2NvcmVnYXRlLWVhYi10ZXN0LW1hYy1rZXktMzJieXQ"
+	testMACKeyPadded = testMACKey + "="
+	testWrongMACKey  = "d3JvbmctZWFiLW1hYy1rZXktd3Jvbmctd3Jvbmctd3I"
+)
+
+// TestACMEExternalAccountBinding runs Pebble requiring External Account
+// Binding: the right key ID and MAC key obtain a certificate; a wrong MAC
+// key, or none, is refused when the account is registered, which is
+// logged, counted and shown in Status.
+func TestACMEExternalAccountBinding(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		eab      *certs.EAB
+		wantErr  string // in Status().LastError; "" for a certificate
+		wantHint string
+	}{
+		{"right key", &certs.EAB{KeyID: "kid-1", MACKey: testMACKeyPadded + "\n"}, "", ""},
+		{"wrong MAC key", &certs.EAB{KeyID: "kid-1", MACKey: testWrongMACKey}, "external account binding JWS verification error",
+			"check the External Account Binding's key ID and MAC key"},
+		{"unknown key ID", &certs.EAB{KeyID: "kid-2", MACKey: testMACKey}, "'kid' references a key that is not known",
+			"check the External Account Binding's key ID and MAC key"},
+		{"no EAB", nil, "externalAccountRequired", "the CA requires External Account Binding"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newACMEEnvWith(t, acmetest.Options{
+				ExternalAccountBindingRequired: true,
+				ExternalAccountMACKeys:         map[string]string{"kid-1": testMACKey},
+			})
+			const name = "eab.scoregate.test"
+			cfg := e.config(name, acmetest.Storage(t))
+			cfg.EAB = tt.eab
+			a := e.newACME(t, cfg)
+			e.use(a)
+			start(t, a)
+			if tt.wantErr == "" {
+				waitReady(t, a)
+				if _, err := e.handshake(name); err != nil {
+					t.Errorf("handshake: %v", err)
+				}
+				if got, want := a.counts(t), (acmeCounts{Orders: 1}); got != want {
+					t.Errorf("ACME counters = %+v, want %+v", got, want)
+				}
+			} else {
+				waitFor(t, issueTimeout, "the refused account counted", func() bool { return a.counts(t).Failures >= 1 })
+				st := a.Status()
+				if st.Leaf != nil || st.LastError == nil {
+					t.Fatalf("Status() = %+v, want no certificate and the refusal", st)
+				}
+				for _, want := range []string{"the CA refused to register the ACME account", tt.wantHint, tt.wantErr} {
+					if !strings.Contains(st.LastError.Error(), want) {
+						t.Errorf("Status().LastError = %q, want it to contain %q", st.LastError, want)
+					}
+				}
+				if !strings.Contains(st.Pending, "refused to register the ACME account") {
+					t.Errorf("Status().Pending = %q, want the refusal", st.Pending)
+				}
+				if !strings.Contains(e.out.String(), `"message":"the CA refused to register the ACME account, so no certificate can be ordered; certmagic retries with backoff"`) {
+					t.Errorf("no log line for the refused account in:\n%s", e.out)
+				}
+				if got := e.pebble.Orders(); got != 0 {
+					t.Errorf("Pebble saw %d orders, want 0", got)
+				}
+			}
+			for _, key := range []string{testMACKey, testWrongMACKey} {
+				if strings.Contains(e.out.String(), key) {
+					t.Errorf("the log holds the MAC key %s", key)
+				}
+			}
+		})
+	}
 }
 
 func TestNewACMEWarnsAboutCloudapp(t *testing.T) {

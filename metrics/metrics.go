@@ -52,6 +52,7 @@ type Metrics struct {
 	acmeOrders       prometheus.Counter
 	acmeRenewals     prometheus.Counter
 	acmeFailures     prometheus.Counter
+	acmeWaitingDNS   prometheus.Gauge
 
 	// The replica pool's (pool.go), each labelled by service.
 	replicas        *prometheus.GaugeVec
@@ -144,6 +145,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "scoregate_acme_failures_total",
 			Help: "Failed ACME obtain or renew attempts (retried with backoff).",
 		}),
+		acmeWaitingDNS: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoregate_acme_waiting_for_dns",
+			Help: "1 while no ACME certificate is ordered because the name does not resolve yet, else 0.",
+		}),
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "scoregate_replicas",
 			Help: "Backend replicas of the service, as last resolved.",
@@ -184,7 +189,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.requests, m.requestDuration, m.upstreamDuration, m.overhead, m.inFlight, m.connsOpen,
 		m.handshakes, m.handshakeErrors, m.certExpiry, m.certReloads, m.certLastReloadOK,
 		m.authKeyReloads, m.upstreamErrors, m.authFailures, m.backendReady,
-		m.acmeOrders, m.acmeRenewals, m.acmeFailures, buildInfo,
+		m.acmeOrders, m.acmeRenewals, m.acmeFailures, m.acmeWaitingDNS, buildInfo,
 		m.replicas, m.replicasHealthy, m.queueLength, m.queueWait, m.refused, m.outstanding, m.ejections,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -418,4 +423,17 @@ func (m *Metrics) ACMEFailure() {
 	if m != nil {
 		m.acmeFailures.Inc()
 	}
+}
+
+// ACMEWaitingForDNS records whether the ACME order waits for the name to
+// resolve (scoregate_acme_waiting_for_dns).
+func (m *Metrics) ACMEWaitingForDNS(waiting bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if waiting {
+		v = 1
+	}
+	m.acmeWaitingDNS.Set(v)
 }

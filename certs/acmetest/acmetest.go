@@ -3,7 +3,8 @@
 // 127.0.0.1, with a DNS server that resolves every name to 127.0.0.1 so
 // that Pebble's validation authority validates challenges against the
 // test's own listeners. Validation is real: Pebble's always-valid switch
-// is never used.
+// is never used. StartDNS runs a DNS server whose names a test adds as
+// it goes, for the check that a name resolves before it is ordered.
 //
 // Start sets environment variables with t.Setenv (Pebble reads its knobs
 // from the environment), so tests that use it cannot call t.Parallel.
@@ -24,6 +25,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,7 +53,8 @@ const (
 const newOrderPath = "/order-plz"
 
 // Options configures Start. The zero value validates challenges on ports
-// 80 and 443 and issues Pebble's default 90-day certificates.
+// 80 and 443, issues Pebble's default 90-day certificates and registers
+// accounts without External Account Binding.
 type Options struct {
 	// HTTPPort is the port Pebble's validation authority connects to for
 	// HTTP-01 challenges (on 127.0.0.1); if zero, 80.
@@ -61,6 +64,17 @@ type Options struct {
 	// Validity is the lifetime of issued certificates, in whole seconds;
 	// if zero, Pebble's default (90 days).
 	Validity time.Duration
+	// ExternalAccountBindingRequired makes Pebble refuse to register an
+	// account without External Account Binding (RFC 8555 §7.3.4), as
+	// ZeroSSL and other commercial CAs do (Pebble's
+	// externalAccountBindingRequired).
+	ExternalAccountBindingRequired bool
+	// ExternalAccountMACKeys are the MAC keys Pebble knows, by key ID,
+	// each base64url-encoded without padding (Pebble's
+	// externalAccountMACKeys); pass one as certs.ACMEConfig.EAB. If nil,
+	// none: with ExternalAccountBindingRequired, no account can be
+	// registered.
+	ExternalAccountMACKeys map[string]string
 }
 
 // Pebble is a running in-process Pebble. Its methods are safe for
@@ -76,6 +90,12 @@ type Pebble struct {
 	// Roots trusts the certificates Pebble issues; TLS clients of the
 	// server under test use it.
 	Roots *x509.CertPool
+	// DNSAddr is the "host:port" of the DNS server Pebble's validation
+	// authority uses, which answers every A question with 127.0.0.1 (over
+	// TCP only). Pass it as certs.ACMEConfig.DNSResolver (--acme-dns-resolver)
+	// so that the check that a name resolves before it is ordered passes
+	// for every name.
+	DNSAddr string
 
 	orders atomic.Int64
 }
@@ -103,16 +123,21 @@ func Start(t testing.TB, opts Options) *Pebble {
 	}
 	logger := log.New(Output(t), "pebble ", log.Lmicroseconds)
 
-	dnsAddr := startDNS(t)
+	dns := startDNS(t, true)
 	profiles := map[string]ca.Profile{
 		"default": {Description: "acmetest", ValidityPeriod: uint64(opts.Validity / time.Second)},
 	}
 	store := db.NewMemoryStore()
+	for kid, key := range opts.ExternalAccountMACKeys {
+		if err := store.AddExternalAccountKeyByID(kid, key); err != nil {
+			t.Fatalf("acmetest: Options.ExternalAccountMACKeys[%q]: %v", kid, err)
+		}
+	}
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
-	validator := va.New(logger, opts.HTTPPort, opts.TLSPort, false, dnsAddr, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	validator := va.New(logger, opts.HTTPPort, opts.TLSPort, false, dns.Addr, store)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, opts.ExternalAccountBindingRequired, 0, 0)
 
-	p := &Pebble{}
+	p := &Pebble{DNSAddr: dns.Addr}
 	inner := front.Handler()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != newOrderPath {
@@ -186,36 +211,103 @@ func serverCert(t testing.TB) tls.Certificate {
 	return pair
 }
 
-// startDNS serves DNS over TCP (Pebble's validation authority uses TCP)
-// on 127.0.0.1, answering every A question with 127.0.0.1 and every other
-// question with no records. It returns the server's address.
-func startDNS(t testing.TB) string {
+// DNS is a DNS server for tests, on 127.0.0.1 over TCP only (Pebble's
+// validation authority and certs.ACMEConfig.DNSResolver both ask over
+// TCP). It answers A questions for the names added with Add with
+// 127.0.0.1, AAAA questions for them with no records, and every question
+// for any other name with NXDOMAIN. Its methods are safe for concurrent
+// use. It stops when the test ends.
+type DNS struct {
+	// Addr is the server's "host:port".
+	Addr string
+
+	all bool // every name resolves (Pebble's server)
+
+	mu      sync.Mutex
+	names   map[string]bool // added names, canonical (lowercase, no trailing dot)
+	queries map[string]int  // A questions by canonical name
+}
+
+// StartDNS runs a DNS server that resolves no name until the test adds it
+// with Add.
+func StartDNS(t testing.TB) *DNS {
+	t.Helper()
+	return startDNS(t, false)
+}
+
+// Add makes name resolve to 127.0.0.1 from now on. Case and a trailing
+// dot do not matter.
+func (d *DNS) Add(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.names[canonical(name)] = true
+}
+
+// Queries returns how many A questions for name the server has answered,
+// resolved or not.
+func (d *DNS) Queries(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.queries[canonical(name)]
+}
+
+func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
+
+// answer builds the reply to q.
+func (d *DNS) answer(q *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.Authoritative = true
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, question := range q.Question {
+		name := canonical(question.Name)
+		if question.Qtype == dns.TypeA {
+			d.queries[name]++
+		}
+		if !d.all && !d.names[name] {
+			m.Rcode = dns.RcodeNameError
+			continue
+		}
+		if question.Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
+				A:   net.IPv4(127, 0, 0, 1),
+			})
+		}
+	}
+	return m
+}
+
+// startDNS serves DNS over TCP on 127.0.0.1 until the test ends; if all,
+// every name resolves.
+func startDNS(t testing.TB, all bool) *DNS {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("acmetest: DNS listener: %v", err)
 	}
+	d := &DNS{Addr: ln.Addr().String(), all: all, names: map[string]bool{}, queries: map[string]int{}}
 	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		m.Authoritative = true
-		for _, question := range q.Question {
-			if question.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
-					A:   net.IPv4(127, 0, 0, 1),
-				})
-			}
-		}
-		w.WriteMsg(m)
+		w.WriteMsg(d.answer(q))
 	})}
+	// Shutdown fails on a server that has not started yet, which would
+	// leave it running: wait for it to start (or fail).
+	started := make(chan struct{})
+	var once sync.Once
+	notify := func() { once.Do(func() { close(started) }) }
+	srv.NotifyStartedFunc = notify
 	var wg sync.WaitGroup
-	wg.Go(func() { srv.ActivateAndServe() })
+	wg.Go(func() {
+		srv.ActivateAndServe()
+		notify()
+	})
+	<-started
 	t.Cleanup(func() {
 		srv.Shutdown()
 		wg.Wait()
 	})
-	return ln.Addr().String()
+	return d
 }
 
 // statusRecorder remembers the status code a handler wrote.

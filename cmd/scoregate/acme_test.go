@@ -29,7 +29,8 @@ func startACMEServe(t *testing.T, storage string, args ...string) (*testServer, 
 	}
 	be := newRecordingBackend(t)
 	args = append([]string{"--acme", "--acme-ca", pebble.DirectoryURL, "--acme-ca-root", caRoot,
-		"--storage", storage, "--backend", be.URL, "--http-listen", httpLn.Addr().String()}, args...)
+		"--storage", storage, "--backend", be.URL, "--http-listen", httpLn.Addr().String(),
+		"--acme-dns-resolver", pebble.DNSAddr}, args...)
 	ts := startServeWith(t, map[string]net.Listener{"listen": tlsLn, "http-listen": httpLn}, args...)
 	return ts, pebble
 }
@@ -116,7 +117,10 @@ func TestServeACMENotReadyWhileCAUnreachable(t *testing.T) {
 	dir := "https://" + closed.Addr().String() + "/dir"
 	closed.Close()
 	be := newRecordingBackend(t)
-	ts := startServe(t, "--acme", "--acme-ca", dir, "--storage", acmetest.Storage(t), "--ssl-cname", "score.example.test", "--backend", be.URL)
+	dns := acmetest.StartDNS(t)
+	dns.Add("score.example.test")
+	ts := startServe(t, "--acme", "--acme-ca", dir, "--storage", acmetest.Storage(t), "--ssl-cname", "score.example.test", "--backend", be.URL,
+		"--acme-dns-resolver", dns.Addr)
 	waitFor(t, 10*time.Second, "/readyz to name the failed order", func() bool {
 		code, body := readyz(t, ts)
 		return code == 503 && strings.Contains(body, "no certificate yet") && strings.Contains(body, "connection refused")

@@ -74,6 +74,8 @@ func (s *server) newCertProvider() (certProvider, error) {
 		CA:              cfg.ACME.CA,
 		CARoot:          cfg.ACME.CARoot,
 		Email:           cfg.ACME.Email,
+		DNSResolver:     cfg.ACME.DNSResolver,
+		EAB:             cfg.ACME.EAB,
 		Storage:         cfg.ACME.Storage,
 		AllowMissingSNI: cfg.AllowMissingSNI,
 		TLSAddr:         s.tlsAddr(),
@@ -103,6 +105,9 @@ var flagOf = map[any]string{
 	"HTTPAddr":         "http-listen",
 	"Label":            "leaf-domain-label",
 	"Region":           "region",
+	"DNSResolver":      "acme-dns-resolver",
+	"EABKeyID":         "acme-eab-kid",
+	"EABMACKey":        "acme-eab-hmac-key-file",
 }
 
 // flagError names the flag in an error about a file or a setting. Errors

@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -63,10 +65,12 @@ type serverConfig struct {
 
 // acmeSettings are the ACME flags.
 type acmeSettings struct {
-	CA      string
-	CARoot  *x509.CertPool
-	Email   string
-	Storage string
+	CA          string
+	CARoot      *x509.CertPool
+	Email       string
+	Storage     string
+	DNSResolver string     // "": the system's
+	EAB         *certs.EAB // nil: none
 }
 
 // resolve derives what the flags imply: the logger, the backend URL, the
@@ -128,7 +132,14 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		}
 	}
 	if c.acme {
-		sc.ACME = &acmeSettings{CA: c.acmeCA, Email: c.acmeEmail, Storage: c.storage}
+		sc.ACME = &acmeSettings{CA: c.acmeCA, Email: c.acmeEmail, Storage: c.storage, DNSResolver: c.acmeDNSResolver}
+		if c.acmeEABKID != "" {
+			key, err := os.ReadFile(c.acmeEABKey)
+			if err != nil {
+				return sc, usagef("--acme-eab-hmac-key-file %q: %v", c.acmeEABKey, errors.Unwrap(err))
+			}
+			sc.ACME.EAB = &certs.EAB{KeyID: c.acmeEABKID, MACKey: string(key)}
+		}
 		if c.acmeCARoot != "" {
 			if sc.ACME.CARoot, err = certs.LoadRoots(c.acmeCARoot); err != nil {
 				return sc, usagef("--acme-ca-root: %w", err)

@@ -34,20 +34,21 @@ type serveConfig struct {
 	reloadSettle, watchPoll, backendProbe        time.Duration
 	watch                                        bool
 
-	upstreamTimeout, dialTimeout           time.Duration
-	bodyReadTimeout                        time.Duration
-	readHeaderTimeout, idleTimeout         time.Duration
-	shutdownTimeout                        time.Duration
-	maxBodyBytes, maxHeaderBytes           byteSize
-	maxIdleConns, h2MaxConcurrentStreams   int
-	logLevel, logFormat                    string
-	dev, pprof, accessLog                  bool
-	devDir                                 string
-	acme, overwriteDomain                  bool
-	allowUnknownRegion                     bool
-	acmeCA, acmeCARoot, acmeEmail, storage string
-	leafLabel, region                      string
-	given                                  map[string]bool // flags set on the command line or from the environment
+	upstreamTimeout, dialTimeout            time.Duration
+	bodyReadTimeout                         time.Duration
+	readHeaderTimeout, idleTimeout          time.Duration
+	shutdownTimeout                         time.Duration
+	maxBodyBytes, maxHeaderBytes            byteSize
+	maxIdleConns, h2MaxConcurrentStreams    int
+	logLevel, logFormat                     string
+	dev, pprof, accessLog                   bool
+	devDir                                  string
+	acme, overwriteDomain                   bool
+	allowUnknownRegion                      bool
+	acmeCA, acmeCARoot, acmeEmail, storage  string
+	acmeDNSResolver, acmeEABKID, acmeEABKey string
+	leafLabel, region                       string
+	given                                   map[string]bool // flags set on the command line or from the environment
 }
 
 const (
@@ -97,6 +98,9 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.acmeCA, "acme-ca", certmagic.LetsEncryptProductionCA, "ACME directory `URL`")
 	fs.StringVar(&c.acmeCARoot, "acme-ca-root", "", "PEM `file` of the root to trust for the ACME directory's HTTPS (a private CA)")
 	fs.StringVar(&c.acmeEmail, "acme-email", "", "contact `address` for the ACME account (expiry notices)")
+	fs.StringVar(&c.acmeDNSResolver, "acme-dns-resolver", "", "DNS server `host:port` asked whether the name resolves yet before the first order (default: the system's resolver)")
+	fs.StringVar(&c.acmeEABKID, "acme-eab-kid", "", "External Account Binding key `ID`, for CAs that require one (ZeroSSL, Google Trust Services, DigiCert, Sectigo)")
+	fs.StringVar(&c.acmeEABKey, "acme-eab-hmac-key-file", "", "`file` holding the External Account Binding HMAC key (base64url, as the CA gives it); never pass the key itself as a flag")
 	fs.StringVar(&c.storage, "storage", "/var/lib/scoregate", "`directory` for ACME accounts, certificates and the leaf domain name; instances sharing it (Azure Files) order once per name")
 	fs.StringVar(&c.leafLabel, "leaf-domain-label", "", "with --acme and --region: use the name LABEL + 6 random characters + .REGION.cloudapp.azure.com, kept in --storage")
 	fs.StringVar(&c.region, "region", "", "Azure `region` for --leaf-domain-label, such as westeurope")
@@ -196,6 +200,8 @@ func (c *serveConfig) checkACME() error {
 	switch {
 	case (c.leafLabel != "" || c.region != "" || c.overwriteDomain || c.allowUnknownRegion) && !c.acme:
 		return usagef("--leaf-domain-label, --region, --overwrite-existing-domain and --allow-unknown-region need --acme")
+	case (c.acmeDNSResolver != "" || c.acmeEABKID != "" || c.acmeEABKey != "") && !c.acme:
+		return usagef("--acme-dns-resolver, --acme-eab-kid and --acme-eab-hmac-key-file need --acme")
 	case !c.acme:
 		return nil
 	case c.dev:
@@ -204,6 +210,8 @@ func (c *serveConfig) checkACME() error {
 		return usagef("--acme obtains the certificate itself: drop --%s and --%s", flagCert, flagKey)
 	case c.storage == "":
 		return usagef("--acme needs --storage, a directory to keep the account and certificates in")
+	case (c.acmeEABKID == "") != (c.acmeEABKey == ""):
+		return usagef("--acme-eab-kid and --acme-eab-hmac-key-file go together")
 	case (c.leafLabel == "") != (c.region == ""):
 		return usagef("--leaf-domain-label and --region go together")
 	case c.leafLabel != "" && c.cname != "":
