@@ -156,6 +156,11 @@ type Config struct {
 	// zero, 100 MiB; if negative, there is no limit.
 	MaxBodyBytes int64
 
+	// MaxHeaderCount limits the header fields of a request (431 above
+	// it). If zero, 100 (Apache's LimitRequestFields); if negative, no
+	// limit.
+	MaxHeaderCount int
+
 	// MaxIdleConns is how many idle keep-alive connections to the
 	// backend are kept for reuse. If zero, 256.
 	MaxIdleConns int

@@ -49,6 +49,11 @@ type serverConfig struct {
 	ShutdownTimeout        time.Duration // if zero, 30s
 	MaxHeaderBytes         int           // if zero, net/http's 1 MiB
 	H2MaxConcurrentStreams int           // if zero, net/http's 250
+	MaxConns               int           // client connections open at once; if zero, no limit
+	MaxConnsPerIP          int           // per client address; if zero, no limit
+	ClientCAFile           string        // mutual TLS: CAs for client certificates; "": none asked for
+	ClientCertRequired     bool          // with ClientCAFile: refuse clients without a valid certificate
+	HSTSMaxAge             time.Duration // Strict-Transport-Security max-age; if zero, none sent
 	Pprof                  bool
 
 	Dev       bool   // development mode: the loud warning and the curl line
@@ -108,6 +113,7 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 			MaxQueueLength:          c.maxQueueLength,
 			MaxBodyBytes:            int64(c.maxBodyBytes),
 			MaxIdleConns:            c.maxIdleConns,
+			MaxHeaderCount:          c.maxHeaderCount,
 			DisableAccessLog:        !c.accessLog,
 		},
 		ReadHeaderTimeout:      c.readHeaderTimeout,
@@ -115,6 +121,11 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		ShutdownTimeout:        c.shutdownTimeout,
 		MaxHeaderBytes:         int(c.maxHeaderBytes),
 		H2MaxConcurrentStreams: c.h2MaxConcurrentStreams,
+		MaxConns:               c.maxConns,
+		MaxConnsPerIP:          c.maxConnsPerIP,
+		ClientCAFile:           c.clientCAFile,
+		ClientCertRequired:     c.clientCertRequired,
+		HSTSMaxAge:             c.hstsMaxAge,
 		Pprof:                  c.pprof,
 		Dev:                    c.dev,
 		LeafLabel:              c.leafLabel,

@@ -47,6 +47,10 @@ type serveConfig struct {
 	allowUnknownRegion                      bool
 	acmeCA, acmeCARoot, acmeEmail, storage  string
 	acmeDNSResolver, acmeEABKID, acmeEABKey string
+	maxConns, maxConnsPerIP, maxHeaderCount int
+	clientCAFile                           string
+	clientCertRequired                     bool
+	hstsMaxAge                             time.Duration
 	leafLabel, region                       string
 	given                                   map[string]bool // flags set on the command line or from the environment
 }
@@ -92,6 +96,12 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.Var(&c.maxHeaderBytes, "max-header-bytes", "request header `limit` (431 above it)")
 	fs.IntVar(&c.maxIdleConns, "backend-idle-conns", 256, "idle keep-alive connections kept open to the backend")
 	fs.IntVar(&c.h2MaxConcurrentStreams, "h2-max-concurrent-streams", 250, "HTTP/2 streams a client connection may have open at once")
+	fs.IntVar(&c.maxConns, "max-connections", 4096, "client connections open at once; beyond it new ones wait in the kernel's accept backlog (4096 × at most ~40 KB each fits the shipped 256 MiB pod limit)")
+	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", 0, "client connections one address may have open at once; more are closed at accept (0: no limit)")
+	fs.IntVar(&c.maxHeaderCount, "max-header-count", 100, "request header fields a request may carry (431 above it)")
+	fs.StringVar(&c.clientCAFile, "client-ca-file", "", "PEM `file` of CAs for client certificates (mutual TLS), reloaded when it changes; verified clients' subject and SHA-256 go to the backend")
+	fs.BoolVar(&c.clientCertRequired, "client-cert-required", false, "with --client-ca-file: refuse handshakes without a valid client certificate (otherwise one is asked for and verified if sent)")
+	fs.DurationVar(&c.hstsMaxAge, "hsts-max-age", 0, "send Strict-Transport-Security with this max-age (0: none; HSTS on a scoring API is a choice)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log `format`: json or console")
 	fs.BoolVar(&c.acme, "acme", false, "obtain and renew the certificate for --ssl-cname (or the --leaf-domain-label name) by ACME, instead of reading PEM files")
@@ -180,6 +190,15 @@ func (c *serveConfig) check() error {
 	}
 	if c.maxHeaderBytes < 1024 {
 		return usagef("--max-header-bytes %s: want at least 1KiB", &c.maxHeaderBytes)
+	}
+	if c.maxConns < 1 || c.maxConnsPerIP < 0 || c.maxHeaderCount < 1 {
+		return usagef("--max-connections and --max-header-count must be at least 1, --max-connections-per-ip at least 0")
+	}
+	if c.hstsMaxAge < 0 {
+		return usagef("--hsts-max-age %s: want 0 (off) or a positive duration such as 8760h", c.hstsMaxAge)
+	}
+	if c.clientCertRequired && c.clientCAFile == "" {
+		return usagef("--client-cert-required needs --client-ca-file")
 	}
 	if c.maxPerReplica < 1 || c.maxQueueLength < 1 {
 		return usagef("--max-concurrent-requests-per-replica and --max-queue-length must be at least 1")
