@@ -2,8 +2,10 @@
 // PEM certificate chain and private key (LoadPair), the SNI policy
 // (SNIPolicy), serving the current pair to crypto/tls with atomic reloads
 // and file watching (Source, Source.Watch, WatchFiles), obtaining and
-// renewing one by ACME with certmagic (ACME), Azure ML's leaf_domain_label
-// names (LeafDomainName), the server's TLS settings with the SNI policy
+// renewing one by ACME with certmagic (ACME: no order before the name
+// resolves, storage checked at startup, External Account Binding), Azure
+// ML's leaf_domain_label names (LeafDomainName, with Azure's regions
+// checked by CheckRegion), the server's TLS settings with the SNI policy
 // applied once around either source (ServerTLSConfig), what a source
 // reports (Status) and the watch on its expiry (WatchExpiry), the
 // classification of failed handshakes (HandshakeErrorReason,
