@@ -45,6 +45,14 @@ var handshakeReasons = []struct{ substr, reason string }{
 	{"connection reset", metrics.HandshakeReset},
 	{"broken pipe", metrics.HandshakeReset},
 	{"EOF", metrics.HandshakeEOF},
+	// Mutual TLS (VerifyClientCerts): the client's certificate is missing
+	// or does not verify. crypto/tls's texts for the server's side; a
+	// CertificateVerificationError reads "tls: failed to verify
+	// certificate: x509: ...".
+	{"client didn't provide a certificate", metrics.HandshakeClientCertRequired},
+	{"failed to verify certificate", metrics.HandshakeBadClientCert},
+	{"client certificate", metrics.HandshakeBadClientCert},
+	{"client sent certificate", metrics.HandshakeBadClientCert},
 	{"bad certificate", metrics.HandshakeBadCertificate},
 	{"unknown certificate", metrics.HandshakeBadCertificate},
 }

@@ -40,6 +40,7 @@ type Metrics struct {
 	overhead         prometheus.Histogram
 	inFlight         prometheus.Gauge
 	connsOpen        prometheus.Gauge
+	connsRefused     *prometheus.CounterVec
 	handshakes       *prometheus.CounterVec
 	handshakeErrors  *prometheus.CounterVec
 	certExpiry       *prometheus.GaugeVec
@@ -97,6 +98,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "scoregate_connections_open",
 			Help: "Client connections open on the TLS listener.",
 		}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_connections_refused_total",
+			Help: "Client connections closed at accept on the TLS listener, by reason: per_ip_limit (the client address had --max-connections-per-ip open).",
+		}, []string{"reason"}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scoregate_tls_handshakes_total",
 			Help: "TLS handshakes, by result, TLS version and whether the session was resumed.",
@@ -186,7 +191,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	buildInfo.WithLabelValues(Version(), runtime.Version()).Set(1)
 
 	reg.MustRegister(
-		m.requests, m.requestDuration, m.upstreamDuration, m.overhead, m.inFlight, m.connsOpen,
+		m.requests, m.requestDuration, m.upstreamDuration, m.overhead, m.inFlight, m.connsOpen, m.connsRefused,
 		m.handshakes, m.handshakeErrors, m.certExpiry, m.certReloads, m.certLastReloadOK,
 		m.authKeyReloads, m.upstreamErrors, m.authFailures, m.backendReady,
 		m.acmeOrders, m.acmeRenewals, m.acmeFailures, m.acmeWaitingDNS, buildInfo,
@@ -202,6 +207,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{ResultOK, ResultError} {
 		m.certReloads.WithLabelValues(r)
 	}
+	m.connsRefused.WithLabelValues(ConnRefusedPerIPLimit)
 	return m
 }
 
@@ -291,6 +297,18 @@ func (m *Metrics) ConnState(_ net.Conn, state http.ConnState) {
 	}
 }
 
+// ConnRefusedPerIPLimit is ConnRefused's reason for a connection from an
+// address that already has the per-address maximum open.
+const ConnRefusedPerIPLimit = "per_ip_limit"
+
+// ConnRefused records a client connection closed at accept; reason is
+// ConnRefusedPerIPLimit.
+func (m *Metrics) ConnRefused(reason string) {
+	if m != nil {
+		m.connsRefused.WithLabelValues(reason).Inc()
+	}
+}
+
 // Handshake reasons for HandshakeError.
 const (
 	HandshakeUnrecognizedName = "unrecognized_name"
@@ -305,6 +323,13 @@ const (
 	HandshakeBadCertificate   = "bad_certificate"
 	HandshakeNoCertificate    = "no_certificate" // ACME: none obtained yet
 	HandshakeOther            = "other"
+)
+
+// Handshake reasons of mutual TLS: the client sent no certificate although
+// one is required, or one that does not verify against the client CAs.
+const (
+	HandshakeClientCertRequired = "client_certificate_required"
+	HandshakeBadClientCert      = "bad_client_certificate"
 )
 
 // TLSVersion names a TLS version as the metrics and the access log show

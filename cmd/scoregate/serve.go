@@ -48,9 +48,9 @@ type serveConfig struct {
 	acmeCA, acmeCARoot, acmeEmail, storage  string
 	acmeDNSResolver, acmeEABKID, acmeEABKey string
 	maxConns, maxConnsPerIP, maxHeaderCount int
-	clientCAFile                           string
-	clientCertRequired                     bool
-	hstsMaxAge                             time.Duration
+	clientCAFile                            string
+	clientCertRequired                      bool
+	hstsMaxAge                              time.Duration
 	leafLabel, region                       string
 	given                                   map[string]bool // flags set on the command line or from the environment
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,8 @@ type server struct {
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
 	certs      certProvider
-	keys       *proxy.KeyFile // nil without AuthKeyFile
+	keys       *proxy.KeyFile   // nil without AuthKeyFile
+	clientCAs  *certs.ClientCAs // nil without ClientCAFile
 	proxy      *proxy.Proxy
 	redirect   *http.Server // the HTTPListen server; nil without it
 	tlsLn      net.Listener
@@ -88,13 +90,22 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	if s.proxy, err = proxy.New(pcfg, s.log, s.metrics); err != nil {
 		return nil, usageError{err}
 	}
+	if cfg.ClientCAFile != "" {
+		if s.clientCAs, err = certs.LoadClientCAs(cfg.ClientCAFile, s.log); err != nil {
+			var fe *certs.FileError
+			if errors.As(err, &fe) {
+				return nil, usagef("--client-ca-file %q: %w", fe.Path, fe.Err)
+			}
+			return nil, usageError{err}
+		}
+	}
 
 	tlsSrv := &http.Server{
-		Handler:           s.proxy,
+		Handler:           hsts(s.proxy, cfg.HSTSMaxAge),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.H2MaxConcurrentStreams},
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.H2MaxConcurrentStreams, MaxReadFrameSize: 16 << 10}, // frames: HTTP/2's default 16 KiB (RFC 9113 section 4.2), not Go's 1 MiB; larger is FRAME_SIZE_ERROR (h2spec 4.2/3)
 		ErrorLog:          certs.NewHandshakeErrorLog(s.log, s.metrics),
 		ConnState:         s.metrics.ConnState,
 	}
@@ -104,7 +115,9 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	if err := s.listen("listen", cfg.Listen, tlsSrv); err != nil {
 		return nil, err
 	}
-	s.tlsLn = s.listeners[len(s.listeners)-1].ln
+	tl := &s.listeners[len(s.listeners)-1]
+	tl.ln = limitConns(tl.ln, cfg.MaxConns, cfg.MaxConnsPerIP, s.log, s.metrics)
+	s.tlsLn = tl.ln
 
 	if cfg.HTTPListen != "" {
 		port := cfg.HTTPSPort
@@ -129,6 +142,9 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	// The SNI policy, once, around whichever source.
 	tlsSrv.TLSConfig = certs.ServerTLSConfig(s.certs, certs.SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI}, s.metrics)
 	tlsSrv.TLSConfig.NextProtos = append(tlsSrv.TLSConfig.NextProtos, s.certs.ALPN()...)
+	if s.clientCAs != nil {
+		certs.VerifyClientCerts(tlsSrv.TLSConfig, s.clientCAs, cfg.ClientCertRequired)
+	}
 	if s.redirect != nil {
 		s.redirect.Handler = s.certs.HTTPHandler(s.redirect.Handler)
 	}
@@ -280,6 +296,13 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 			certs.WatchFiles(ctx, []string{s.keys.Path()}, s.cfg.WatchConfig, s.log, s.keys.TryReload)
 		})
 	}
+	if s.clientCAs != nil && s.cfg.Watch {
+		wg.Go(func() {
+			if err := s.clientCAs.Watch(ctx, s.cfg.WatchConfig); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Str("file", s.clientCAs.Path()).Msg("cannot watch the client CA file; SIGHUP still reloads it")
+			}
+		})
+	}
 	wg.Go(func() { certs.WatchExpiry(ctx, s.certs.Status, s.log) })
 	wg.Go(func() { s.proxy.Run(ctx) })
 	wg.Go(func() { s.logRefusals(ctx, time.Minute) })
@@ -295,6 +318,9 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 				s.certs.Reload()
 				if s.keys != nil {
 					s.keys.Reload()
+				}
+				if s.clientCAs != nil {
+					s.clientCAs.Reload()
 				}
 			}
 		})
@@ -329,6 +355,26 @@ func (s *server) logStartupWarnings() {
 	for _, f := range certs.SubPathMountsOfProcess(s.cfg.CertFile, s.cfg.KeyFile, s.cfg.AuthKeyFile) {
 		s.log.Warn().Str("file", f).Msg("this file is mounted by itself (a Kubernetes subPath mount?): updates to the Secret will never reach it; mount the volume's directory instead")
 	}
+}
+
+// hsts returns h, adding Strict-Transport-Security with maxAge (rounded up
+// to whole seconds, since max-age=0 would tell browsers to forget HSTS) to
+// every response; with a maxAge of zero, h itself. It wraps the TLS
+// listener's handler only: RFC 6797 has browsers ignore the header over
+// plain HTTP. includeSubDomains and preload are left out, since they
+// commit names beyond the cname. The header is set before h runs, so a
+// backend's own Strict-Transport-Security comes after it, and browsers
+// heed the first. Responses net/http writes itself, before any handler
+// (400 for a malformed request, 431), go without it.
+func hsts(h http.Handler, maxAge time.Duration) http.Handler {
+	if maxAge <= 0 {
+		return h
+	}
+	v := "max-age=" + strconv.FormatInt(int64((maxAge+time.Second-1)/time.Second), 10)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", v)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // serverErrorLog routes net/http's own log lines to zerolog at debug level.
