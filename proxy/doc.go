@@ -47,10 +47,15 @@
 //     (HTTP/2 where offered) and protocol upgrades.
 //
 // Both build the backend's request with one function (outHeader: hop-by-hop
-// headers and those Connection names removed, the client's Forwarded and
-// X-Forwarded-* replaced by scoregate's, Authorization withheld when keys
-// are on, the request ids set) and one query escaper, so that the request
-// line sent is one request line. Both relay 1xx responses and trailers,
+// headers and those Connection names removed, the client's Forwarded,
+// X-Forwarded-*, X-Real-IP and X-Client-Cert* dropped and scoregate's own
+// set, a verified client certificate's subject and SHA-256 added,
+// Authorization withheld when keys are on, request trailers dropped, the
+// request ids set) and one query escaper, so that the request line sent is
+// one request line. An HTTP/1.0 request, or an HTTP/1.1 request with a
+// chunked body (which net/http does not say whether Content-Length also
+// came with), is answered with Connection: close, so that nothing after its
+// body is ever read as a request (RFC 9112 section 6.1). Both relay 1xx responses and trailers,
 // and both are covered by the same behaviour tests.
 //
 // A request reaches the model at most once: h1 sends a request again only

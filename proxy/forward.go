@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -51,13 +54,67 @@ func isUpgrade(h http.Header) bool {
 // header names), the body framing (the client's transport sets its own),
 // Expect (net/http's server answered the client's 100-continue when the
 // body was first read), and the client's forwarding claims, which at the
-// edge are only claims.
+// edge are only claims (see also forwardingClaim).
 var dropRequest = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
 	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"Content-Length": true, "Host": true, "Expect": true,
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"X-Real-Ip": true, headerClientCert: true, headerClientCertSubject: true, headerClientCertSHA256: true,
+}
+
+// The headers that carry a verified client certificate to the backend
+// (mutual TLS). A client's own are dropped.
+const (
+	headerClientCert        = "X-Client-Cert" // never set by scoregate; dropped, as other proxies set it
+	headerClientCertSubject = "X-Client-Cert-Subject"
+	headerClientCertSHA256  = "X-Client-Cert-Sha256"
+)
+
+// forwardingClaim reports whether a request header named k claims what
+// only the edge can know, so that a client's own must not reach the
+// backend: Forwarded, X-Real-IP, any X-Forwarded-* (Port, Prefix, Ssl,
+// Server, ...) and any X-Client-Cert*. It ignores ASCII case and reads '_'
+// as '-': a backend behind a CGI-style gateway (WSGI, Rack, PHP) sees
+// X_Forwarded_For and X-Forwarded-For as the same HTTP_X_FORWARDED_FOR.
+// dropRequest has the common spellings; this catches the rest.
+func forwardingClaim(k string) bool {
+	if len(k) < len("Forwarded") {
+		return false
+	}
+	switch k[0] | 0x20 {
+	case 'f':
+		return headerNameIs(k, "forwarded")
+	case 'x':
+		return headerNameHasPrefix(k, "x-forwarded-") || headerNameHasPrefix(k, "x-client-cert") || headerNameIs(k, "x-real-ip")
+	}
+	return false
+}
+
+// headerNameHasPrefix reports whether the header name k starts with
+// prefix, which is lower case, ignoring ASCII case and reading '_' as '-'.
+func headerNameHasPrefix(k, prefix string) bool {
+	if len(k) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// headerNameIs is headerNameHasPrefix for the whole name.
+func headerNameIs(k, name string) bool {
+	return len(k) == len(name) && headerNameHasPrefix(k, name)
 }
 
 // Header values shared by every request; capacity 1, so that an append
@@ -72,13 +129,16 @@ var (
 // outHeader is the one place that makes the header the backend gets for
 // in, on every path: in's end-to-end fields (values shared, not copied),
 // Te: trailers and an upgrade's Connection and Upgrade if in asked for
-// them, X-Forwarded-For, -Host and -Proto from in itself, and scoregate's
-// request ids. With auth keys on, Authorization stays behind: the key is
-// scoregate's. dst must be empty.
+// them, X-Forwarded-For, -Host and -Proto from in itself, the client
+// certificate's X-Client-Cert-Subject and X-Client-Cert-Sha256 when the
+// TLS handshake verified one, and scoregate's request ids. The client's
+// own forwarding claims (dropRequest, forwardingClaim) never pass. With
+// auth keys on, Authorization stays behind: the key is scoregate's. dst
+// must be empty.
 func (p *Proxy) outHeader(dst http.Header, in *http.Request, st *reqState) {
 	conn := in.Header["Connection"]
 	for k, vv := range in.Header {
-		if dropRequest[k] || (p.auth != nil && k == "Authorization") || (len(conn) > 0 && connectionListed(conn, k)) {
+		if dropRequest[k] || forwardingClaim(k) || (p.auth != nil && k == "Authorization") || (len(conn) > 0 && connectionListed(conn, k)) {
 			continue
 		}
 		dst[k] = vv
@@ -98,10 +158,49 @@ func (p *Proxy) outHeader(dst http.Header, in *http.Request, st *reqState) {
 	dst["X-Forwarded-Host"] = st.forwarded[1:2:2]
 	if in.TLS != nil {
 		dst["X-Forwarded-Proto"] = valueHTTPS
+		// Only a chain the handshake verified against the client CAs:
+		// with tls.RequestClientCert a client may present any
+		// certificate, and PeerCertificates holds it unverified.
+		if vc := in.TLS.VerifiedChains; len(vc) > 0 && len(vc[0]) > 0 {
+			leaf := vc[0][0]
+			sum := sha256.Sum256(leaf.Raw)
+			dst[headerClientCertSubject] = []string{certSubject(leaf)}
+			dst[headerClientCertSHA256] = []string{hex.EncodeToString(sum[:])}
+		}
 	} else {
 		dst["X-Forwarded-Proto"] = valueHTTP
 	}
 	st.ids.set(dst)
+}
+
+// certSubject is the X-Client-Cert-Subject of a verified client
+// certificate: its subject as an RFC 4514 (RFC 2253) string, most
+// specific attribute first, such as "CN=client-1,O=Example". Go's
+// pkix.Name.String escapes the DN specials but not control characters,
+// which a CA may have signed into a name; those (and DEL) are written as
+// RFC 4514 hex escapes (\0a), so that the value is always a valid header
+// field value with the same meaning.
+func certSubject(c *x509.Certificate) string {
+	s := c.Subject.String()
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	b := make([]byte, 0, len(s)+16)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f {
+			b = append(b, '\\', hexDigits[c>>4], hexDigits[c&0xf])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // connectionListed reports whether the Connection header values name key.
@@ -127,6 +226,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawQuery = escapeQuery(pr.Out.URL.RawQuery)
 	clear(pr.Out.Header)
 	p.outHeader(pr.Out.Header, pr.In, st)
+	pr.Out.Trailer = nil // no request trailers: see prepareOut
 }
 
 // headerPool recycles the direct path's request header maps: h1 is done
@@ -143,6 +243,12 @@ func (p *Proxy) prepareOut(st *reqState, r *http.Request) *http.Request {
 	st.out.RequestURI = ""
 	st.out.Close = false
 	st.out.Header = nil
+	// No request trailers, on any path (rewrite too): net/http's server
+	// puts every trailer field the client sends into r.Trailer, announced
+	// or not, so a client could send its own X-Forwarded-For there, where
+	// outHeader does not look. RFC 9112 7.1.2 lets a recipient that
+	// decodes the chunks discard them; scoring clients send none.
+	st.out.Trailer = nil
 	if r.ContentLength == 0 {
 		// No body, whatever r.Body is (HTTP/2's is an empty stream, not
 		// http.NoBody): sent without one, and renewable for a retry.
@@ -283,6 +389,86 @@ func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
 			return rerr
 		}
 	}
+}
+
+// closeAfter reports whether r's connection must end once r is answered,
+// so that nothing the client sent after r's body is read as a request.
+// net/http's HTTP/1.x server cannot be told to refuse these requests, and
+// by the time the handler runs it has erased what would single them out:
+//
+//   - HTTP/1.1 with a chunked body. Given Content-Length as well, net/http
+//     drops the length (transfer.go, fixLength), decodes the chunks and
+//     keeps the connection, so that whatever follows the last chunk is
+//     served as the next request: a request smuggled past anything in
+//     front that framed the body by its Content-Length. RFC 9112 6.1
+//     requires the server to close the connection after answering such a
+//     request, and the handler cannot tell whether Content-Length was
+//     there, so every chunked request is answered and its connection
+//     closed. The cost: a client that uploads chunked opens a new
+//     connection (and TLS handshake) for its next request. A body of
+//     known size goes with Content-Length from Python requests (bytes or
+//     json=), curl -d and Go's net/http, which keep their connections;
+//     requests with a generator body, and curl -T -, upload chunked.
+//   - HTTP/1.0. net/http ignores Transfer-Encoding there (and deletes it),
+//     so a keep-alive HTTP/1.0 request that announces a chunked body is
+//     read as having none and its chunks as the next request; RFC 9112
+//     6.1 says to treat such framing as faulty and close. Only HTTP/1.0
+//     clients that ask for keep-alive (ApacheBench -k) lose anything.
+//
+// HTTP/2 frames bodies itself and is never affected.
+func closeAfter(r *http.Request) bool {
+	return r.ProtoMajor == 1 && (r.ProtoMinor == 0 || len(r.TransferEncoding) > 0)
+}
+
+// valueClose is the Connection header of a response after which the server
+// closes the connection.
+var valueClose = []string{"close"}[:1:1]
+
+// closingWriter is the server's ResponseWriter for a request whose
+// connection must end with its response (closeAfter): it puts
+// Connection: close on the final response header as that is written.
+// net/http's server then closes the connection once the response is sent,
+// without reading (or serving) anything the client pipelined after it.
+// Setting the header once, up front, would not do: ReverseProxy and
+// forward clear the header map after relaying each 1xx response. A 101
+// (a protocol switch, after which the connection is a tunnel to the
+// backend) is left alone.
+type closingWriter struct {
+	http.ResponseWriter
+	final bool // the final header was written
+}
+
+func (w *closingWriter) WriteHeader(code int) {
+	if !w.final && code >= 200 {
+		w.final = true
+		w.Header()["Connection"] = valueClose
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closingWriter) Write(b []byte) (int, error) {
+	if !w.final {
+		w.WriteHeader(http.StatusOK) // as the server would, implicitly
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap returns the server's ResponseWriter for http.ResponseController.
+func (w *closingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// headerCount is the number of r's header field lines, as
+// Config.MaxHeaderCount counts them: every value of r.Header (net/http
+// keeps one per field line), Host, which net/http moves to r.Host, and
+// Transfer-Encoding, which it moves to r.TransferEncoding.
+func headerCount(r *http.Request) int {
+	n := len(r.TransferEncoding)
+	if r.Host != "" {
+		n++
+	}
+	for _, vv := range r.Header {
+		n += len(vv)
+	}
+	return n
 }
 
 // checkRequestLine refuses what must not reach the backend's request line:

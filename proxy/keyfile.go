@@ -65,14 +65,20 @@ func readLimited(path string) ([]byte, error) {
 // ParseKeys parses the content of a bearer-key file; see LoadKeys.
 func ParseKeys(b []byte) ([]string, error) {
 	var keys []string
-	for i, line := range strings.Split(string(b), "\n") {
+	// A UTF-8 byte order mark (Windows editors) is not part of a key.
+	text := strings.TrimPrefix(string(b), "\uFEFF")
+	for i, line := range strings.Split(text, "\n") {
 		key := strings.TrimSpace(line)
 		if key == "" || strings.HasPrefix(key, "#") {
 			continue
 		}
 		switch {
-		case strings.ContainsAny(key, " \t\x00"):
+		case strings.ContainsAny(key, " \t"):
 			return nil, fmt.Errorf("%w: line %d: a key must not contain spaces", ErrKeyFile, i+1)
+		case strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			// Such as a CR: a file with old Mac line endings would
+			// otherwise load as one key that matches nothing.
+			return nil, fmt.Errorf("%w: line %d: a key must not contain control characters (lines end with LF or CRLF)", ErrKeyFile, i+1)
 		case len(key) < minKeyLength:
 			return nil, fmt.Errorf("%w: line %d: key has %d characters, want at least %d", ErrKeyFile, i+1, len(key), minKeyLength)
 		case len(keys) == maxKeys:

@@ -34,6 +34,9 @@ func TestParseKeys(t *testing.T) {
 		{"three keys", keyA + "\n" + keyB + "\n" + keyC, nil, "line 3: more than 2 keys"},
 		{"short key", "short\n", nil, "line 1: key has 5 characters, want at least 16"},
 		{"space inside", keyA + " " + keyB, nil, "line 1: a key must not contain spaces"},
+		{"old Mac line endings (CR only)", keyA + "\r" + keyB, nil, "line 1: a key must not contain control characters"},
+		{"NUL inside", keyA + "\x00", nil, "line 1: a key must not contain control characters"},
+		{"byte order mark", "\uFEFF" + keyA + "\n", []string{keyA}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseKeys([]byte(tt.in))
@@ -156,7 +159,7 @@ func counterValue(reg *prometheus.Registry, name string, labels map[string]strin
 }
 
 func FuzzParseKeys(f *testing.F) {
-	for _, s := range []string{"", keyA, keyA + "\n" + keyB, "# c\n" + keyA + "\r\n", keyA + "\n" + keyB + "\n" + keyC, "short", "\x00"} {
+	for _, s := range []string{"", keyA, keyA + "\n" + keyB, "# c\n" + keyA + "\r\n", keyA + "\n" + keyB + "\n" + keyC, "short", "\x00", "000000\r000000000", "\uFEFF" + keyA} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -168,7 +171,7 @@ func FuzzParseKeys(f *testing.F) {
 			t.Fatalf("ParseKeys(%q) = %d keys, want 1 or 2", b, len(keys))
 		}
 		for _, k := range keys {
-			if len(k) < 16 || strings.ContainsAny(k, " \t\r\n") || strings.HasPrefix(k, "#") {
+			if len(k) < 16 || strings.ContainsAny(k, " \uFEFF") || strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f }) || strings.HasPrefix(k, "#") {
 				t.Fatalf("ParseKeys(%q) returned bad key %q", b, k)
 			}
 		}

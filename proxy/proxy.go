@@ -57,6 +57,9 @@ const (
 	DefaultMaxQueueWait = 500 * time.Millisecond
 	// DefaultMaxQueueLength is Config.MaxQueueLength's default.
 	DefaultMaxQueueLength = 1024
+	// DefaultMaxHeaderCount is Config.MaxHeaderCount's default, Apache's
+	// LimitRequestFields.
+	DefaultMaxHeaderCount = 100
 )
 
 // Transport settings that are not part of the Config.
@@ -157,8 +160,11 @@ type Config struct {
 	MaxBodyBytes int64
 
 	// MaxHeaderCount limits the header fields of a request (431 above
-	// it). If zero, 100 (Apache's LimitRequestFields); if negative, no
-	// limit.
+	// it). Each field line counts, a repeated name once per line, and so
+	// does Host (HTTP/2's :authority); HTTP/2 cookie fields count as the
+	// one Cookie field net/http joins them into. The server's header byte
+	// limit (http.Server.MaxHeaderBytes) applies first. If zero, 100
+	// (Apache's LimitRequestFields); if negative, no limit.
 	MaxHeaderCount int
 
 	// MaxIdleConns is how many idle keep-alive connections to the
@@ -191,6 +197,7 @@ type Config struct {
 type Proxy struct {
 	cname            string // normalised: no trailing dot
 	maxBodyBytes     int64  // <= 0: no limit
+	maxHeaderCount   int    // <= 0: no limit
 	bodyReadTimeout  time.Duration
 	probeInterval    time.Duration
 	auth             *KeySet
@@ -205,6 +212,7 @@ type Proxy struct {
 	msgUpstreamTimeout string
 	msgDialTimeout     string
 	msgBodyTimeout     string
+	msgTooManyHeaders  string
 
 	dflt            *service            // Backends; nil if none
 	services        map[string]*service // Services, by name
@@ -273,6 +281,7 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	cfg.MaxConcurrentPerReplica = cmp.Or(cfg.MaxConcurrentPerReplica, DefaultMaxConcurrentPerReplica)
 	cfg.MaxQueueWait = cmp.Or(cfg.MaxQueueWait, DefaultMaxQueueWait)
 	cfg.MaxQueueLength = cmp.Or(cfg.MaxQueueLength, DefaultMaxQueueLength)
+	cfg.MaxHeaderCount = cmp.Or(cfg.MaxHeaderCount, DefaultMaxHeaderCount)
 
 	p := &Proxy{
 		cname:              cname,
@@ -286,6 +295,8 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		msgUpstreamTimeout: fmt.Sprintf("backend sent no response headers within %v", cfg.UpstreamTimeout),
 		msgDialTimeout:     fmt.Sprintf("backend connection not established within %v", cfg.DialTimeout),
 		msgBodyTimeout:     fmt.Sprintf("request body stalled: nothing received for %v", cfg.BodyReadTimeout),
+		msgTooManyHeaders:  fmt.Sprintf("more than %d request header fields", cfg.MaxHeaderCount),
+		maxHeaderCount:     cfg.MaxHeaderCount,
 		services:           map[string]*service{},
 		resolver:           cmp.Or(cfg.Resolver, net.DefaultResolver),
 		resolveInterval:    cfg.ResolveInterval,
@@ -473,8 +484,11 @@ func stateOf(r *http.Request) *reqState {
 	return r.Context().Value(stateKey{}).(*reqState)
 }
 
-// ServeHTTP checks the Host, assigns the request ids, applies the body
-// limit and forwards r to the backend. It writes one access log line.
+// ServeHTTP checks the header count and the Host, assigns the request
+// ids, applies the body limit and forwards r to the backend. It writes one
+// access log line. An HTTP/1.0 request, and an HTTP/1.1 request with a
+// chunked body, is answered with Connection: close, and net/http's server
+// then closes the connection (see closeAfter).
 //
 // When the backend's response breaks off after its headers were sent,
 // ServeHTTP panics with http.ErrAbortHandler, as ReverseProxy does, so that
@@ -483,6 +497,11 @@ func stateOf(r *http.Request) *reqState {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{start: time.Now()}
 	st.rec.ResponseWriter = w
+	if closeAfter(r) {
+		// Every response, error or forwarded, then ends the
+		// connection: see closeAfter.
+		st.rec.ResponseWriter = &closingWriter{ResponseWriter: w}
+	}
 	p.metrics.InFlight(1)
 	defer p.finish(st, r)
 	p.serve(st, w, r)
@@ -518,6 +537,10 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 	ids, idStatus, idMsg := readRequestIDs(r.Header)
 	st.ids = ids
+	if p.maxHeaderCount > 0 && headerCount(r) > p.maxHeaderCount {
+		p.fail(st, http.StatusRequestHeaderFieldsTooLarge, p.msgTooManyHeaders)
+		return
+	}
 	if status, err := CheckHost(r.Host, p.cname); err != nil {
 		p.fail(st, status, err.Error())
 		return
