@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3/acme"
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/metrics"
@@ -115,40 +113,6 @@ type ACMEConfig struct {
 	// expiry; it may be nil. (Handshakes are recorded by ServerTLSConfig's
 	// metrics.)
 	Metrics *metrics.Metrics
-}
-
-// EAB is an ACME External Account Binding (RFC 8555 §7.3.4): the key
-// identifier and MAC key a CA hands out to tie ACME accounts to an account
-// of its own.
-type EAB struct {
-	// KeyID is the key identifier; required.
-	KeyID string
-	// MACKey is the MAC (HMAC) key, base64url-encoded as CAs hand it out,
-	// with or without padding; required. White space around it (a key
-	// file's final newline) is ignored. It is a secret: it appears in no
-	// log line or error.
-	MACKey string
-}
-
-// acmeEAB validates e and returns it in the form certmagic's ACME client
-// (acmez) decodes: base64url without padding.
-func acmeEAB(e *EAB) (*acme.EAB, error) {
-	if e == nil {
-		return nil, nil
-	}
-	if strings.TrimSpace(e.KeyID) == "" {
-		return nil, &ConfigError{Field: "EABKeyID", Err: errRequired}
-	}
-	key := strings.TrimRight(strings.TrimSpace(e.MACKey), "=")
-	if key == "" {
-		return nil, &ConfigError{Field: "EABMACKey", Err: errRequired}
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(key)
-	if err != nil {
-		// Not err: nothing of the key goes into the message.
-		return nil, &ConfigError{Field: "EABMACKey", Err: errors.New("not base64url (RFC 4648 §5, the alphabet with - and _), as ACME CAs hand MAC keys out")}
-	}
-	return &acme.EAB{KeyID: strings.TrimSpace(e.KeyID), MACKey: base64.RawURLEncoding.EncodeToString(raw)}, nil
 }
 
 // ACME obtains and renews the certificate for one name with ACME, using
@@ -501,104 +465,4 @@ func (a *ACME) Current() *x509.Certificate {
 		}
 	}
 	return best
-}
-
-// onEvent is certmagic's event hook: it counts orders, logs one line per
-// state change and keeps the reason Status reports. certmagic calls it
-// synchronously, so it only updates counters and state.
-func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) error {
-	renewal, _ := data["renewal"].(bool)
-	switch event {
-	case "cert_obtaining":
-		if !a.isOurs(data) {
-			return nil
-		}
-		if !a.haveCert.Load() {
-			a.setReason("ordering a certificate from " + a.ca)
-		}
-		a.log.Info().Bool(keyRenewal, renewal).Str(keyCA, a.ca).Msg("ordering a certificate")
-	case "cert_obtained":
-		if !a.isOurs(data) {
-			return nil
-		}
-		if renewal {
-			a.metrics.ACMERenewal()
-			a.log.Info().Msg("certificate renewed")
-		} else {
-			a.metrics.ACMEOrder()
-			a.log.Info().Msg("certificate obtained")
-		}
-	case "cert_failed":
-		if !a.isOurs(data) {
-			return nil
-		}
-		a.metrics.ACMEFailure()
-		err, _ := data["error"].(error)
-		if err == nil {
-			err = errors.New("unknown error")
-		}
-		msg := "certificate order failed; certmagic retries with backoff"
-		if hint, ok := a.accountRefused(err); ok {
-			err = fmt.Errorf("the CA refused to register the ACME account (%s): %w", hint, err)
-			msg = "the CA refused to register the ACME account, so no certificate can be ordered; certmagic retries with backoff"
-		}
-		a.mu.Lock()
-		a.lastErr = err
-		if !a.haveCert.Load() {
-			a.reason = "the last order failed (certmagic retries with backoff): " + err.Error()
-		}
-		a.mu.Unlock()
-		a.log.Error().Err(err).Bool(keyRenewal, renewal).Msg(msg)
-	case "cached_managed_cert":
-		sans, _ := data["sans"].([]string)
-		if !covers(sans, a.cname) {
-			return nil
-		}
-		if leaf := a.Current(); leaf != nil {
-			a.metrics.CertLoaded(sourceACME, leaf.NotAfter, false)
-		}
-		if a.haveCert.CompareAndSwap(false, true) {
-			a.setReason("")
-			a.loggedPending.Store(false)
-			ev := a.log.Info()
-			if leaf := a.Current(); leaf != nil {
-				ev = ev.Str(keySerial, leaf.SerialNumber.Text(16)).Time(keyNotAfter, leaf.NotAfter)
-			}
-			ev.Msg("certificate ready")
-		}
-	}
-	return nil
-}
-
-// accountRefused reports whether err is the CA's refusal to register the
-// ACME account: an ACME problem document (not a network error) in
-// certmagic's "registering account … with server" error. It returns what
-// to check.
-func (a *ACME) accountRefused(err error) (hint string, ok bool) {
-	p, isProblem := errors.AsType[acme.Problem](err)
-	if !isProblem || !strings.Contains(err.Error(), "registering account") {
-		return "", false
-	}
-	switch {
-	case a.eab:
-		return "check the External Account Binding's key ID and MAC key", true
-	case p.Type == acme.ProblemTypeExternalAccountRequired:
-		return "the CA requires External Account Binding: configure its key ID and MAC key", true
-	}
-	return "the CA's problem follows", true
-}
-
-// sourceACME is the metrics' source label of ACME certificates.
-const sourceACME = "acme"
-
-// isOurs reports whether an event's identifier is the cname.
-func (a *ACME) isOurs(data map[string]any) bool {
-	id, _ := data["identifier"].(string)
-	return sameName(id, a.cname)
-}
-
-func (a *ACME) setReason(r string) {
-	a.mu.Lock()
-	a.reason = r
-	a.mu.Unlock()
 }

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -347,68 +346,6 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 	return p, nil
 }
 
-// validServiceName reports whether name may name a service: a path
-// segment that needs no escaping.
-func validServiceName(name string) bool {
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return name != "." && name != ".."
-}
-
-func checkBackend(u *url.URL) error {
-	if u == nil {
-		return errors.New("proxy: Backend is required")
-	}
-	if !u.IsAbs() || u.Host == "" {
-		return fmt.Errorf("proxy: Backend %q: must be an absolute http or https URL", u.Redacted())
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("proxy: Backend %q: scheme must be http or https", u.Redacted())
-	}
-	return nil
-}
-
-// roundTripFunc is a function that is an http.RoundTripper.
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// roundTrip is the ReverseProxy's transport: the request's replica, and
-// once another one if the first could not be reached (see retryElsewhere).
-func (p *Proxy) roundTrip(r *http.Request) (*http.Response, error) {
-	st := stateOf(r)
-	resp, err := p.replicaRoundTrip(st.rep, r)
-	if err != nil && p.retryElsewhere(st, r, err) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Host = st.rep.origin.Host
-		if r.GetBody != nil {
-			if r2.Body, err = r.GetBody(); err != nil {
-				return nil, err
-			}
-		}
-		resp, err = p.replicaRoundTrip(st.rep, r2)
-	}
-	return resp, err
-}
-
-// replicaRoundTrip sends r to rep: a plain-HTTP replica gets h1's
-// goroutine-free client, except for protocol upgrades, which need
-// net/http's (it hands back a connection to copy both ways); an https
-// replica gets net/http's, with HTTP/2 where the replica offers it.
-func (p *Proxy) replicaRoundTrip(rep *replica, r *http.Request) (*http.Response, error) {
-	if rep.h1 != nil && !p.noH1 && !isUpgrade(r.Header) {
-		return rep.h1.RoundTrip(r)
-	}
-	return rep.tr.RoundTrip(r)
-}
-
 // Close closes the idle backend connections and waits for the request body
 // writers the backend clients started; call it once the server in front
 // has shut down. The Proxy stays usable and opens new connections as
@@ -417,71 +354,6 @@ func (p *Proxy) Close() {
 	for _, s := range p.all {
 		s.pool.closeAll()
 	}
-}
-
-// reqState is one request's state, shared by ServeHTTP, the ReverseProxy
-// hooks (through the request context) and the access log.
-type reqState struct {
-	rec           statusRecorder
-	body          clientBody
-	ctl           http.ResponseController // the body's
-	whole         bytesBody               // the body, when it was read whole before forwarding
-	prefixed      prefixedBody            // the body, when only its first bytes were
-	buf           *[copyBufferSize]byte   // holds the body read ahead; back to the pool at the end if set
-	out           http.Request            // the direct path's request to the backend
-	outURL        url.URL
-	forwarded     [2]string // backs X-Forwarded-For and -Host (see outHeader)
-	ids           requestIDs
-	start         time.Time
-	bodyWait      time.Duration // readAhead's wait for the client's body: the client's time, not scoregate's
-	queueWait     time.Duration // the wait for a replica slot: the service's time, not scoregate's
-	svc           *service      // the request's service
-	rep           *replica      // its replica; nil when none is held
-	path, rawPath string        // the path the service gets (see route)
-	outcome       outcome       // what the request says about rep, for its release
-	retried       bool          // sent to a second replica (retryElsewhere)
-	upstreamStart time.Time     // when the request was handed to the backend client; zero if it was not
-	upstream      time.Duration // until response headers or error; 0 if not sent
-	done          bool          // ServeHTTP returned normally
-}
-
-// upstreamDone ends the wait for the backend, when its response headers
-// arrive or the round trip fails: it measures upstream and starts the
-// clock of the overhead's second part (statusRecorder.relay).
-func (st *reqState) upstreamDone() {
-	now := time.Now()
-	st.upstream = now.Sub(st.upstreamStart)
-	st.rec.upstreamEnd = now
-}
-
-// overhead is the time a forwarded request spent in scoregate itself,
-// scoregate_proxy_overhead_seconds. It has two parts:
-//
-//   - from the request's arrival in ServeHTTP until it is handed to the
-//     backend client (upstreamStart): the Host, request id and key checks
-//     and the body read ahead, less the time readAhead waited for the
-//     client's body to arrive (bodyWait), which is the client's;
-//   - from the end of the wait for the backend (its response headers, or
-//     the failure) until the final response header is handed to the
-//     server (statusRecorder.relay): copying the header, or mapping the
-//     failure and writing the error.
-//
-// The transfer of bodies in either direction is in neither part: a large
-// upload streams while the backend client writes the request, which
-// upstream counts, and a response body read slowly by its client goes
-// after the header. On the ReverseProxy path, ReverseProxy's own work
-// between the hand-off and the round trip counts as upstream. An upgrade
-// (101) hands its header over after hijacking the connection, so only the
-// first part is counted for it.
-func (st *reqState) overhead() time.Duration {
-	return st.upstreamStart.Sub(st.start) - st.bodyWait - st.queueWait + st.rec.relay
-}
-
-type stateKey struct{}
-
-// stateOf returns the reqState that ServeHTTP put into r's context.
-func stateOf(r *http.Request) *reqState {
-	return r.Context().Value(stateKey{}).(*reqState)
 }
 
 // ServeHTTP checks the header count and the Host, assigns the request
@@ -608,63 +480,6 @@ func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(&st.rec, out)
 }
 
-// release gives the request's replica slot back.
-func (p *Proxy) release(st *reqState) {
-	if st.rep != nil {
-		st.svc.pool.release(st.rep, st.outcome)
-		st.rep = nil
-	}
-}
-
-// refused answers a request the admission queue did not admit: 503 with
-// Retry-After, or 499 for a client that left while it waited.
-func (p *Proxy) refused(st *reqState, r *http.Request, err error) {
-	if r.Context().Err() != nil {
-		st.rec.status = StatusClientClosedRequest
-		p.log.Debug().Str(keyService, st.svc.label).Str(keyRequestID, st.ids.id).Msg("client left while waiting for a replica")
-		return
-	}
-	msg := msgQueueTimeout
-	if ae := (*errAdmission)(nil); errors.As(err, &ae) {
-		switch ae.reason {
-		case metrics.RefusedQueueFull:
-			msg = msgQueueFull
-		case metrics.RefusedNoReplicas:
-			msg = msgNoReplicas
-		}
-	}
-	st.rec.Header().Set("Retry-After", p.retryAfter)
-	p.fail(st, http.StatusServiceUnavailable, msg)
-}
-
-// retryElsewhere decides, after a failed attempt, whether the request goes
-// once more to another replica of its service, and if so admits it there
-// (st.rep changes; the caller resends). Only a request that reached no
-// replica at all qualifies, one whose connection could not be made, and
-// only with a body that is absent or can be had again: nothing is sent
-// twice that a replica may have started to work on. h1 has already retried
-// on a new connection to the same replica where net/http would.
-func (p *Proxy) retryElsewhere(st *reqState, r *http.Request, err error) bool {
-	var opErr *net.OpError
-	if st.retried || r.Context().Err() != nil || !errors.As(err, &opErr) || opErr.Op != "dial" ||
-		(r.Body != nil && r.Body != http.NoBody && r.GetBody == nil) || !st.svc.pool.hasOther(st.rep) {
-		return false
-	}
-	st.retried = true
-	failed := st.rep
-	st.outcome = outcomeConnFailed
-	p.release(st)
-	st.outcome = outcomeNone
-	rep, aerr := st.svc.pool.acquire(r.Context(), failed)
-	if aerr != nil {
-		return false
-	}
-	p.log.Debug().Err(err).Str(keyService, st.svc.label).Str(keyReplica, failed.addr).Str("to", rep.addr).
-		Str(keyRequestID, st.ids.id).Msg("replica unreachable; sending the request to another")
-	st.rep = rep
-	return true
-}
-
 // authorized reports whether r may pass: it carries a valid bearer key, or
 // it is the exempt health probe.
 func (p *Proxy) authorized(r *http.Request) bool {
@@ -672,76 +487,4 @@ func (p *Proxy) authorized(r *http.Request) bool {
 		return true
 	}
 	return p.auth.Authorized(r.Header.Get("Authorization"))
-}
-
-// fail answers a request that is refused before reaching the backend.
-func (p *Proxy) fail(st *reqState, status int, msg string) {
-	st.ids.set(st.rec.Header())
-	WriteError(&st.rec, status, msg, st.ids.id)
-}
-
-// modifyResponse runs when the backend's response headers arrive.
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	st := stateOf(resp.Request)
-	st.upstreamDone()
-	st.outcome = outcomeAnswered
-	// Ours replace any the backend sent, so the client sees one of each.
-	st.ids.set(resp.Header)
-	return nil
-}
-
-// handleError is the ReverseProxy's ErrorHandler: the round trip failed
-// before any response header was written.
-func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	p.failed(w, r, stateOf(r), err)
-}
-
-// failed answers a request that failed before any response header was
-// written: reading the client's body, or the round trip to the backend.
-func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
-	if !st.upstreamStart.IsZero() && st.rec.upstreamEnd.IsZero() {
-		st.upstreamDone()
-	}
-	status, msg, reason, setting := p.errorStatus(r, err)
-	if reason != "" {
-		p.metrics.UpstreamError(reason)
-	}
-	switch reason {
-	case metrics.UpstreamRefused, metrics.UpstreamDialTimeout, metrics.UpstreamReset:
-		st.outcome = outcomeConnFailed
-	}
-	if status == StatusClientClosedRequest {
-		// Not a backend failure: the client left.
-		p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client closed the request before the backend answered")
-	} else {
-		level, what := zerolog.ErrorLevel, "backend request failed"
-		if reason == "" {
-			level, what = zerolog.DebugLevel, "request body refused"
-		}
-		e := p.log.WithLevel(level).Err(err).Int(keyStatus, status)
-		if setting != "" {
-			// The error body states the value; the operator gets
-			// the Config field that sets it.
-			e.Str(keySetting, setting)
-		}
-		e.Str(keyRequestID, st.ids.id).Msg(what)
-	}
-	st.ids.set(w.Header())
-	WriteError(w, status, msg, st.ids.id)
-}
-
-// bufferPool recycles ReverseProxy's copy buffers. It stores array
-// pointers so that Get and Put do not allocate.
-type bufferPool struct{ pool sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{pool: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
-}
-
-func (b *bufferPool) Get() []byte { return b.pool.Get().(*[copyBufferSize]byte)[:] }
-
-func (b *bufferPool) Put(buf []byte) {
-	if len(buf) == copyBufferSize {
-		b.pool.Put((*[copyBufferSize]byte)(buf))
-	}
 }
