@@ -407,3 +407,17 @@ func TestChunkedCloseAfterInterimResponse(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTP1StrictFraming is what issue 15 asks beyond RFC 9112's leeway:
+// obsolete line folding and bare-LF line ends refused with 400 and the
+// connection closed. net/http accepts both before the handler runs, as the
+// RFC allows (TestHTTP1Smuggling pins what happens today: folded values,
+// CRLF to the backend, no change of framing), so the refusal waits for a
+// reader of scoregate's own.
+func TestHTTP1StrictFraming(t *testing.T) {
+	for _, name := range []string{"obs-fold refused with 400", "bare LF line ends refused with 400"} {
+		t.Run(name, func(t *testing.T) {
+			t.Skip("needs scoregate's own HTTP/1.1 reader (issue 16): net/http's server accepts it before any handler runs")
+		})
+	}
+}
