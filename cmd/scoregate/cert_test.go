@@ -152,3 +152,22 @@ func TestServeNameHints(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckResolve: --resolve answers the DNS step with the name's
+// addresses (localhost resolves without a network).
+func TestCheckResolve(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCmd(t, "cert", "dev", "--ssl-cname", "localhost", "--out", dir); code != 0 {
+		t.Fatalf("cert dev: %s", stderr)
+	}
+	code, out, _ := runCmd(t, "check", "--ssl-cert-pem-file", filepath.Join(dir, "cert.pem"), "--ssl-key-pem-file", filepath.Join(dir, "key.pem"),
+		"--ssl-cname", "localhost", "--ca-file", filepath.Join(dir, "ca.pem"), "--resolve")
+	if code != 0 || !regexp.MustCompile(`(?m)^  addresses +.*(127\.0\.0\.1|::1)`).MatchString(out) {
+		t.Errorf("check --resolve: exit %d, want 0 and the addresses of localhost:\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, "check", "--ssl-cert-pem-file", filepath.Join(dir, "cert.pem"), "--ssl-key-pem-file", filepath.Join(dir, "key.pem"),
+		"--ssl-cname", "localhost", "--ca-file", filepath.Join(dir, "ca.pem"), "--resolve", "--json")
+	if code != 0 || !strings.Contains(out, `"dns": {`) || !strings.Contains(out, `"name": "localhost"`) {
+		t.Errorf("check --resolve --json: exit %d, want a dns object:\n%s", code, out)
+	}
+}
