@@ -1206,24 +1206,9 @@ func startResettingReplica(t *testing.T) (string, func() int) {
 	}
 }
 
-// refusedAddr returns an address that refuses connections. It is on
-// 127.0.0.4, where nothing else in these tests listens: a port freed on
-// 127.0.0.1 (closedPort) can be the next httptest server's, such as the
-// front started right after, and then the "refused" backend answers.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.4:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // nothingListening is a replica address that refuses connections.
 func nothingListening(t *testing.T) (string, func() int) {
-	return "http://" + refusedAddr(t), func() int { return 0 }
+	return "http://" + closedPort(t), func() int { return 0 }
 }
 
 // TestRetryOnlyUnsent: a request goes to a second replica only when it
@@ -1292,7 +1277,7 @@ func TestRetryRefusedSingleReplica502AtOnce(t *testing.T) {
 
 func testRetryRefusedSingleReplica502AtOnce(t *testing.T, path seamPath) {
 	const wait = time.Second // far longer than a refusal takes
-	p, m, _ := newPoolProxy(t, path, Config{Backend: mustParse(t, "http://"+refusedAddr(t)), MaxQueueWait: wait})
+	p, m, _ := newPoolProxy(t, path, Config{Backend: mustParse(t, "http://"+closedPort(t)), MaxQueueWait: wait})
 	front := startFront(t, p)
 	start := time.Now()
 	resp, body := do(t, clientFor(t, front, 2), newRequest(t, t.Context(), front, "POST", "/score", testCName, strings.NewReader("{}")), 2)
