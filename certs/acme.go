@@ -392,7 +392,10 @@ func (a *ACME) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) 
 	if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == alpnACMETLS1 {
 		return a.magic.GetCertificate(h)
 	}
-	if !a.haveCert.Load() {
+	// haveCert is set by certmagic's event for the cached certificate,
+	// which comes just after the certificate is in the cache (where
+	// Status, and so /readyz, finds it): in that window the cache decides.
+	if !a.haveCert.Load() && a.Current() == nil {
 		reason := a.pendingReason()
 		if a.loggedPending.CompareAndSwap(false, true) {
 			a.log.Warn().Str(keyReason, reason).Msg("refusing TLS handshakes until a certificate is available; this is logged once")
