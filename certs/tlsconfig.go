@@ -27,6 +27,8 @@ import (
 // the Config makes itself, replaced every 6 hours and forgotten
 // MaxTicketAge after they were made (see MaxTicketAge). Time, if set on
 // the returned Config before it is used, is their clock too.
+// UseTicketKeyFile replaces them with keys shared by every instance that
+// reads the same file.
 //
 // Each call returns a new Config, with its own ticket keys, that the
 // caller owns.

@@ -37,7 +37,9 @@ type serverConfig struct {
 	AuthKeyFile      string // bearer keys; "": none required
 	AuthExemptHealth bool
 
-	Watch       bool              // watch the certificate and key files (SIGHUP reloads either way)
+	SessionTicketKeyFile string // shared session ticket keys; "": keys made and rotated in process
+
+	Watch       bool              // watch the certificate, key and key files (SIGHUP reloads either way)
 	WatchConfig certs.WatchConfig // the watch's debounce, poll and settle
 
 	// Proxy configures the request path; its CName, backends and Auth are
@@ -88,20 +90,21 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		return serverConfig{}, err
 	}
 	sc := serverConfig{
-		Listen:           c.listen,
-		MetricsListen:    c.metricsListen,
-		HTTPListen:       c.httpListen,
-		HTTPSPort:        c.httpsPort,
-		Backends:         backends,
-		Services:         services,
-		CName:            c.cname,
-		CertFile:         c.certFile,
-		KeyFile:          c.keyFile,
-		AllowMissingSNI:  c.allowMissingSNI,
-		AuthKeyFile:      c.authKeyFile,
-		AuthExemptHealth: c.authExemptHealth,
-		Watch:            c.watch,
-		WatchConfig:      certs.WatchConfig{Settle: c.reloadSettle, Poll: c.watchPoll},
+		Listen:               c.listen,
+		MetricsListen:        c.metricsListen,
+		HTTPListen:           c.httpListen,
+		HTTPSPort:            c.httpsPort,
+		Backends:             backends,
+		Services:             services,
+		CName:                c.cname,
+		CertFile:             c.certFile,
+		KeyFile:              c.keyFile,
+		AllowMissingSNI:      c.allowMissingSNI,
+		AuthKeyFile:          c.authKeyFile,
+		AuthExemptHealth:     c.authExemptHealth,
+		SessionTicketKeyFile: c.sessionTicketKeyFile,
+		Watch:                c.watch,
+		WatchConfig:          certs.WatchConfig{Settle: c.reloadSettle, Poll: c.watchPoll},
 		Proxy: proxy.Config{
 			UpstreamTimeout:         c.upstreamTimeout,
 			DialTimeout:             c.dialTimeout,

@@ -29,7 +29,7 @@ type serveConfig struct {
 	maxPerReplica, maxQueueLength                int
 	certFile, keyFile, cname, caFile             string
 	allowMissingSNI                              bool
-	authKeyFile                                  string
+	authKeyFile, sessionTicketKeyFile            string
 	authExemptHealth                             bool
 	reloadSettle, watchPoll, backendProbe        time.Duration
 	watch                                        bool
@@ -76,8 +76,9 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.caFile, "ca-file", "", "extra trusted root certificates, PEM `file`, used to check that the chain is complete")
 	fs.BoolVar(&c.allowMissingSNI, "allow-missing-sni", false, "accept TLS clients that send no server name (SNI)")
 	fs.StringVar(&c.authKeyFile, "auth-key-file", "", "`file` with one or two bearer keys (primary, secondary), one per line; requests must send Authorization: Bearer <key>. Reloaded on change")
+	fs.StringVar(&c.sessionTicketKeyFile, "session-ticket-key-file", "", "`file` of TLS session ticket keys shared by instances behind one name, so that each resumes the others' sessions: one base64 key (32, 48 or 80 bytes) per line, or one binary key (nginx/HAProxy format); the first seals new tickets, all open them. Reloaded on change (default: keys made in process, rotated every 6h)")
 	fs.BoolVar(&c.authExemptHealth, "auth-exempt-health", false, "let GET / (the health probe) through without a key when --auth-key-file is set")
-	fs.BoolVar(&c.watch, "watch", true, "reload the certificate, key and auth key files when they change on disk (SIGHUP always reloads)")
+	fs.BoolVar(&c.watch, "watch", true, "reload the certificate, key, auth key and session ticket key files when they change on disk (SIGHUP always reloads)")
 	fs.DurationVar(&c.reloadSettle, "reload-settle", 5*time.Second, "how long a changed certificate, key or auth key file may stay invalid (say, the key written after the certificate) before the reload counts as failed")
 	fs.DurationVar(&c.watchPoll, "watch-poll", 10*time.Second, "how often the watched files are also compared by content, in case a change event was lost")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9090", "`address` for /healthz and /readyz (empty: off)")

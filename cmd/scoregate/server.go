@@ -41,8 +41,9 @@ type server struct {
 	reg        *prometheus.Registry
 	metrics    *metrics.Metrics
 	certs      certProvider
-	keys       *proxy.KeyFile   // nil without AuthKeyFile
-	clientCAs  *certs.ClientCAs // nil without ClientCAFile
+	keys       *proxy.KeyFile       // nil without AuthKeyFile
+	clientCAs  *certs.ClientCAs     // nil without ClientCAFile
+	ticketKeys *certs.TicketKeyFile // nil without SessionTicketKeyFile
 	proxy      *proxy.Proxy
 	redirect   *http.Server // the HTTPListen server; nil without it
 	tlsLn      net.Listener
@@ -99,6 +100,15 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 			return nil, usageError{err}
 		}
 	}
+	if cfg.SessionTicketKeyFile != "" {
+		if s.ticketKeys, err = certs.OpenTicketKeyFile(cfg.SessionTicketKeyFile, s.log); err != nil {
+			var te *certs.TicketKeyFileError
+			if errors.As(err, &te) {
+				return nil, usagef("--session-ticket-key-file %q: %w", te.Path, te.Err)
+			}
+			return nil, usageError{err}
+		}
+	}
 
 	tlsSrv := &http.Server{
 		Handler:           hsts(s.proxy, cfg.HSTSMaxAge),
@@ -142,6 +152,9 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	// The SNI policy, once, around whichever source.
 	tlsSrv.TLSConfig = certs.ServerTLSConfig(s.certs, certs.SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI}, s.metrics)
 	tlsSrv.TLSConfig.NextProtos = append(tlsSrv.TLSConfig.NextProtos, s.certs.ALPN()...)
+	if s.ticketKeys != nil {
+		certs.UseTicketKeyFile(tlsSrv.TLSConfig, s.ticketKeys)
+	}
 	if s.clientCAs != nil {
 		certs.VerifyClientCerts(tlsSrv.TLSConfig, s.clientCAs, cfg.ClientCertRequired)
 	}
@@ -283,8 +296,9 @@ func (s *server) run(ctx context.Context) error {
 
 // startBackground starts what runs beside the listeners, each goroutine
 // joining wg and ending when ctx is done: the certificate source (file
-// watch or ACME), one file watcher for the key file, the expiry watch,
-// backend probes, the refused-handshake summary, and SIGHUP.
+// watch or ACME), one file watcher each for the key file and the session
+// ticket key file, the expiry watch, backend probes, the refused-handshake
+// summary, and SIGHUP.
 func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
 		if err := s.certs.Run(ctx); err != nil && ctx.Err() == nil {
@@ -294,6 +308,11 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 	if s.keys != nil && s.cfg.Watch {
 		wg.Go(func() {
 			certs.WatchFiles(ctx, []string{s.keys.Path()}, s.cfg.WatchConfig, s.log, s.keys.TryReload)
+		})
+	}
+	if s.ticketKeys != nil && s.cfg.Watch {
+		wg.Go(func() {
+			certs.WatchFiles(ctx, []string{s.ticketKeys.Path()}, s.cfg.WatchConfig, s.log, s.ticketKeys.TryReload)
 		})
 	}
 	if s.clientCAs != nil && s.cfg.Watch {
@@ -321,6 +340,9 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 				}
 				if s.clientCAs != nil {
 					s.clientCAs.Reload()
+				}
+				if s.ticketKeys != nil {
+					s.ticketKeys.Reload()
 				}
 			}
 		})
@@ -352,7 +374,7 @@ func (s *server) logStartupWarnings() {
 			ev.Msg(w)
 		}
 	}
-	for _, f := range certs.SubPathMountsOfProcess(s.cfg.CertFile, s.cfg.KeyFile, s.cfg.AuthKeyFile) {
+	for _, f := range certs.SubPathMountsOfProcess(s.cfg.CertFile, s.cfg.KeyFile, s.cfg.AuthKeyFile, s.cfg.SessionTicketKeyFile) {
 		s.log.Warn().Str("file", f).Msg("this file is mounted by itself (a Kubernetes subPath mount?): updates to the Secret will never reach it; mount the volume's directory instead")
 	}
 }
