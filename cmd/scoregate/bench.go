@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +29,7 @@ type benchConfig struct {
 	json                             bool
 	html                             string
 	idle                             int
+	alternations                     int
 	given                            map[string]bool // flags set on the command line or from the environment
 }
 
@@ -48,6 +48,8 @@ Scenarios: handshake (a new connection and a full TLS handshake per
 request), resume (the same with session resumption), h1 (keep-alive
 HTTP/1.1), h2 (HTTP/2, --h2-conns x --h2-streams). Closed loop by default;
 --rate makes it open loop, timing each request from when it was due.
+--alternations N with --rate runs the two targets in turn, N times each,
+and reports the median and spread of the latency scoregate adds.
 
 Flags (each also read from SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag wins):
 `
@@ -71,6 +73,7 @@ func benchFlags(c *benchConfig) *flag.FlagSet {
 	fs.Var(&c.bodyBytes, "body-bytes", "JSON request body `size` (the default is the peers kit's 110-feature scoring request)")
 	fs.StringVar(&c.method, "method", "POST", "request `method`; GET and HEAD send no body")
 	fs.DurationVar(&c.backendLatency, "backend-latency", 0, "without --url: latency the synthetic backend adds to each POST /score")
+	fs.IntVar(&c.alternations, "alternations", 1, "with two targets (no --url and --scenario h1 or h2, or --url and --compare-url) and --rate: measure them alternately this many `times` each, and report the median and spread of the p50, p99 and p99.9 latency the first adds")
 	fs.IntVar(&c.idle, "idle", 0, "instead of a load test: open this many `connections` (TLS handshake and one request each), hold them idle for --duration, then close them; measure the server's memory meanwhile")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report with a latency plot to `file`")
@@ -99,7 +102,7 @@ func (c *benchConfig) check() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"concurrency", c.concurrency}, {"h2-conns", c.h2Conns}, {"h2-streams", c.h2Streams}} {
+	}{{"concurrency", c.concurrency}, {"h2-conns", c.h2Conns}, {"h2-streams", c.h2Streams}, {"alternations", c.alternations}} {
 		if f.v < 1 {
 			return usagef("--%s %d: want at least 1", f.name, f.v)
 		}
@@ -139,6 +142,17 @@ func (c *benchConfig) check() error {
 	if c.connect != "" {
 		if _, _, err := net.SplitHostPort(c.connect); err != nil {
 			return usagef("--connect %q: want host:port such as 127.0.0.1:8443", c.connect)
+		}
+	}
+	if c.alternations > 1 {
+		if c.rate == 0 {
+			// A closed loop's latency follows its throughput, which
+			// differs between the targets; only a shared schedule
+			// compares them.
+			return usagef("--alternations %d needs --rate: try half the throughput of a closed-loop run", c.alternations)
+		}
+		if (c.url == "" && c.scenario != string(bench.H1) && c.scenario != string(bench.H2)) || (c.url != "" && c.compareURL == "") {
+			return usagef("--alternations %d needs two targets: --scenario h1 or h2 without --url, or --url with --compare-url", c.alternations)
 		}
 	}
 	if c.url == "" {
@@ -215,28 +229,50 @@ func runBench(ctx context.Context, args []string, getenv func(string) (string, b
 		}
 	}
 
+	// With --alternations N the two targets take turns, N runs each, so
+	// that drift on the machine falls on both alike (check made sure there
+	// are two).
 	var results []*bench.Result
-	for _, t := range targets {
-		if ctx.Err() != nil {
-			break
+run:
+	for i := range c.alternations {
+		for _, t := range targets {
+			if ctx.Err() != nil {
+				break run
+			}
+			cfg := base
+			cfg.URL, _ = url.Parse(t.url) // checked by check
+			cfg.Connect, cfg.Label = t.connect, t.label
+			if c.alternations > 1 {
+				cfg.Label = fmt.Sprintf("%s #%d", t.label, i+1)
+			}
+			r, err := bench.Run(ctx, cfg, stderr)
+			if errors.Is(err, bench.ErrInvalidConfig) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
 		}
-		cfg := base
-		cfg.URL, _ = url.Parse(t.url) // checked by check
-		cfg.Connect, cfg.Label = t.connect, t.label
-		r, err := bench.Run(ctx, cfg, stderr)
-		if errors.Is(err, bench.ErrInvalidConfig) {
-			return usageError{err}
-		}
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
 	}
 	if len(results) == 0 {
 		return errors.New("bench: interrupted before any measurement")
 	}
 
-	if err := writeBenchOutput(c, results, stdout); err != nil {
+	var alt *bench.AddedSpread
+	if c.alternations > 1 {
+		var runs, baselines []*bench.Result
+		for i, r := range results {
+			if i%2 == 0 {
+				runs = append(runs, r)
+			} else {
+				baselines = append(baselines, r)
+			}
+		}
+		a := bench.Alternated(targets[0].label, targets[1].label, runs, baselines)
+		alt = &a
+	}
+	if err := writeBenchOutput(c, results, alt, stdout); err != nil {
 		return err
 	}
 	if c.html != "" {
@@ -270,28 +306,11 @@ type benchReport struct {
 	// --url, scoregate over the direct backend; with --compare-url, --url
 	// over it.
 	Added *bench.Latency `json:"added,omitempty"`
-}
-
-func writeBenchOutput(c benchConfig, results []*bench.Result, stdout io.Writer) error {
-	var added *bench.Latency
-	if len(results) == 2 {
-		a := bench.Added(results[0], results[1])
-		added = &a
-	}
-	if c.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(benchReport{Results: results, Added: added})
-	}
-	if err := bench.WriteTable(stdout, results...); err != nil {
-		return err
-	}
-	if added != nil {
-		_, err := fmt.Fprintf(stdout, "\n%s adds p50 %s, p99 %s over %s.\n", results[0].Label,
-			signed(added.P50), signed(added.P99), results[1].Label)
-		return err
-	}
-	return nil
+	// Alternated, with --alternations above 1, summarises the latency the
+	// first target adds over the second across the alternations; Results
+	// then holds the runs in the order they were made, the targets taking
+	// turns.
+	Alternated *bench.AddedSpread `json:"alternated,omitempty"`
 }
 
 func signed(d time.Duration) string {

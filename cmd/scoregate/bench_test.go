@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
@@ -189,5 +192,71 @@ func TestBenchNothingSucceeds(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "dial") {
 		t.Errorf("stdout:\n%s\nwant the table with the dial errors", stdout.String())
+	}
+}
+
+// TestBenchAlternations: with --alternations 3 the in-process targets take
+// turns, and the output ends with the added latency's median and spread
+// at p50, p99 and p99.9; --json carries the same. No timing is asserted.
+func TestBenchAlternations(t *testing.T) {
+	alt := []string{"--scenario", "h1", "--rate", "200", "--alternations", "3"}
+
+	var stdout, stderr bytes.Buffer
+	args := append(append([]string{"bench"}, benchLoad...), alt...)
+	if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"scoregate #1", "direct backend #1", "scoregate #3", "direct backend #3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout:\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	_, table, ok := strings.Cut(out, "scoregate adds over direct backend, 3 alternations")
+	if !ok {
+		t.Fatalf("stdout:\n%s\nwant the added-latency table", out)
+	}
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("added-latency table:\n%s\nwant a title, a header and 3 rows", table)
+	}
+	if got, want := strings.Fields(lines[1]), []string{"median", "min", "max", "#1", "#2", "#3"}; !slices.Equal(got, want) {
+		t.Errorf("header = %q, want %q", got, want)
+	}
+	for i, name := range []string{"p50", "p99", "p99.9"} {
+		f := strings.Fields(lines[2+i])
+		if len(f) != 7 || f[0] != name {
+			t.Errorf("row %q, want %s and 6 latencies", lines[2+i], name)
+			continue
+		}
+		var d [6]time.Duration
+		for j, s := range f[1:] {
+			var err error
+			if d[j], err = time.ParseDuration(s); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if median, lo, hi := d[0], d[1], d[2]; lo > median || median > hi {
+			t.Errorf("%s: median %s outside min %s .. max %s", name, median, lo, hi)
+		}
+	}
+
+	rep := runBenchJSON(t, noEnv, alt...)
+	if len(rep.Results) != 6 || rep.Added != nil || rep.Alternated == nil {
+		t.Fatalf("--json: %d results, added %v, alternated %v; want 6, none, and the summary", len(rep.Results), rep.Added, rep.Alternated)
+	}
+	for i, r := range rep.Results {
+		checkResult(t, r, bench.H1)
+		want := fmt.Sprintf("%s #%d", []string{"scoregate", "direct backend"}[i%2], i/2+1)
+		if r.Label != want {
+			t.Errorf("result %d: label %q, want %q", i, r.Label, want)
+		}
+	}
+	a := rep.Alternated
+	if a.Alternations != 3 || len(a.P50.Each) != 3 || len(a.P999.Each) != 3 {
+		t.Errorf("alternated: %d alternations, %d and %d p50 and p99.9 differences; want 3 each", a.Alternations, len(a.P50.Each), len(a.P999.Each))
+	}
+	if got, want := a.P99.Each[1], bench.Added(rep.Results[2], rep.Results[3]).P99; got != want {
+		t.Errorf("alternation 2's p99 difference = %s, want %s (run 3 minus run 4)", got, want)
 	}
 }
