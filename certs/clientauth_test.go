@@ -19,24 +19,6 @@ import (
 	"github.com/scoregate/scoregate/metrics"
 )
 
-// clientPKI is a client CA written to a file, and a client certificate it
-// issued.
-type clientPKI struct {
-	ca   *certstest.CA
-	cert tls.Certificate
-}
-
-func newClientPKI(t *testing.T, name string) clientPKI {
-	t.Helper()
-	ca := certstest.NewRootCA(t, name+" CA")
-	leaf := ca.Leaf(t, certstest.LeafOptions{DNSNames: []string{name}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientPKI{ca: ca, cert: cert}
-}
-
 // always returns a GetClientCertificate that sends cert whatever CAs the
 // server names: crypto/tls's client, given Certificates, sends none that
 // another CA issued, but a client that wants in would.
@@ -99,8 +81,8 @@ func serverSide(t *testing.T, results <-chan handshakeResult) handshakeResult {
 
 func TestVerifyClientCerts(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	trusted, other := newClientPKI(t, "trusted"), newClientPKI(t, "other")
-	caFile := certstest.WriteFile(t, t.TempDir(), "client-ca.pem", trusted.ca.CertPEM)
+	trusted, other := certstest.NewClient(t, "trusted"), certstest.NewClient(t, "other")
+	caFile := certstest.WriteFile(t, t.TempDir(), "client-ca.pem", trusted.CA.CertPEM)
 	cas, err := certs.LoadClientCAs(caFile, zerolog.New(t.Output()))
 	if err != nil {
 		t.Fatal(err)
@@ -115,9 +97,9 @@ func TestVerifyClientCerts(t *testing.T) {
 				client *tls.Certificate
 				reason string // the handshake error's metrics reason; "": served
 			}{
-				{"trusted certificate", &trusted.cert, ""},
+				{"trusted certificate", &trusted.Cert, ""},
 				{"no certificate", nil, map[bool]string{true: metrics.HandshakeClientCertRequired, false: ""}[required]},
-				{"certificate of another CA", &other.cert, metrics.HandshakeBadClientCert},
+				{"certificate of another CA", &other.Cert, metrics.HandshakeBadClientCert},
 			} {
 				t.Run(tls.VersionName(version)+"/required="+map[bool]string{true: "yes", false: "no"}[required]+"/"+tt.name, func(t *testing.T) {
 					ccfg := clientConfig(f, cname)
@@ -161,8 +143,8 @@ func TestVerifyClientCerts(t *testing.T) {
 // certificate of a CA that has since left the file is not resumed.
 func TestVerifyClientCertsSeesReload(t *testing.T) {
 	f := certstest.NewFiles(t, t.TempDir(), cname)
-	first, second := newClientPKI(t, "first"), newClientPKI(t, "second")
-	caFile := certstest.WriteFile(t, t.TempDir(), "client-ca.pem", first.ca.CertPEM)
+	first, second := certstest.NewClient(t, "first"), certstest.NewClient(t, "second")
+	caFile := certstest.WriteFile(t, t.TempDir(), "client-ca.pem", first.CA.CertPEM)
 	cas, err := certs.LoadClientCAs(caFile, zerolog.New(t.Output()))
 	if err != nil {
 		t.Fatal(err)
@@ -172,12 +154,12 @@ func TestVerifyClientCertsSeesReload(t *testing.T) {
 	addr, _ := serveMTLS(t, cfg)
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
-			writeFile(t, caFile, first.ca.CertPEM)
+			writeFile(t, caFile, first.CA.CertPEM)
 			must(t, cas.Reload())
-			client := func(p clientPKI) *tls.Config {
+			client := func(p certstest.Client) *tls.Config {
 				c := clientConfig(f, cname)
 				c.MaxVersion = version
-				c.GetClientCertificate = always(&p.cert)
+				c.GetClientCertificate = always(&p.Cert)
 				c.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 				return c
 			}
@@ -191,7 +173,7 @@ func TestVerifyClientCertsSeesReload(t *testing.T) {
 			if _, err := dial(addr, next); err == nil {
 				t.Fatal("second CA's client served before the second CA is in the file")
 			}
-			writeFile(t, caFile, second.ca.CertPEM)
+			writeFile(t, caFile, second.CA.CertPEM)
 			must(t, cas.Reload())
 			if _, err := dial(addr, next); err != nil {
 				t.Errorf("second CA's client after the reload: %v", err)
@@ -204,7 +186,7 @@ func TestVerifyClientCertsSeesReload(t *testing.T) {
 }
 
 func TestVerifyClientCertsLeavesACMEValidationAlone(t *testing.T) {
-	caFile := certstest.WriteFile(t, t.TempDir(), "client-ca.pem", newClientPKI(t, "c").ca.CertPEM)
+	caFile := certstest.WriteFile(t, t.TempDir(), "client-ca.pem", certstest.NewClient(t, "c").CA.CertPEM)
 	cas, err := certs.LoadClientCAs(caFile, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

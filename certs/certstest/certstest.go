@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -254,4 +255,24 @@ func parse(t testing.TB, der []byte) *x509.Certificate {
 
 func encode(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// Client is a client CA and a client-authentication certificate it issued,
+// for mutual TLS tests.
+type Client struct {
+	CA   *CA             // the root to give the server as client CA
+	Cert tls.Certificate // the client's certificate and key, ready for tls.Config
+}
+
+// NewClient mints a root CA named name+" CA" and a leaf for name with
+// Extended Key Usage clientAuth signed by it.
+func NewClient(t testing.TB, name string) Client {
+	t.Helper()
+	ca := NewRootCA(t, name+" CA")
+	leaf := ca.Leaf(t, LeafOptions{DNSNames: []string{name}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatalf("certstest: client key pair: %v", err)
+	}
+	return Client{CA: ca, Cert: cert}
 }

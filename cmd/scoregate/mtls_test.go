@@ -17,23 +17,6 @@ import (
 	"github.com/scoregate/scoregate/metrics"
 )
 
-// clientIdentity is a client CA and a client certificate it issued.
-type clientIdentity struct {
-	ca   *certstest.CA
-	cert tls.Certificate
-}
-
-func newClientIdentity(t *testing.T, name string) clientIdentity {
-	t.Helper()
-	ca := certstest.NewRootCA(t, name+" CA")
-	leaf := ca.Leaf(t, certstest.LeafOptions{DNSNames: []string{name}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientIdentity{ca: ca, cert: cert}
-}
-
 // mtlsStatus sends one POST over HTTP/2 on a new connection (a full
 // handshake, no session to resume) presenting cert, nil for none, and
 // returns the status or the error. The certificate is sent whatever CAs the server names, as a
@@ -67,8 +50,8 @@ func mtlsStatus(ts *testServer, roots *x509.CertPool, cert *tls.Certificate) (in
 func TestServeMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	f := certstest.NewFiles(t, dir, "api.example.com")
-	trusted, other := newClientIdentity(t, "trusted"), newClientIdentity(t, "other")
-	caFile := certstest.WriteFile(t, dir, "client-ca.pem", trusted.ca.CertPEM)
+	trusted, other := certstest.NewClient(t, "trusted"), certstest.NewClient(t, "other")
+	caFile := certstest.WriteFile(t, dir, "client-ca.pem", trusted.CA.CertPEM)
 	be := newRecordingBackend(t)
 	roots := poolOf(t, f.CAFile)
 	for _, required := range []bool{true, false} {
@@ -85,9 +68,9 @@ func TestServeMutualTLS(t *testing.T) {
 				cert   *tls.Certificate
 				reason string // "": served 200; else refused and counted with this reason
 			}{
-				{"certificate from the CA", &trusted.cert, ""},
+				{"certificate from the CA", &trusted.Cert, ""},
 				{"no certificate", nil, map[bool]string{true: metrics.HandshakeClientCertRequired, false: ""}[required]},
-				{"certificate from another CA", &other.cert, metrics.HandshakeBadClientCert},
+				{"certificate from another CA", &other.Cert, metrics.HandshakeBadClientCert},
 			} {
 				t.Run(tt.name, func(t *testing.T) {
 					reason := map[string]string{"reason": tt.reason}
@@ -119,22 +102,22 @@ func TestServeMutualTLS(t *testing.T) {
 func TestServeClientCAReload(t *testing.T) {
 	dir := t.TempDir()
 	f := certstest.NewFiles(t, dir, "api.example.com")
-	first, second := newClientIdentity(t, "first"), newClientIdentity(t, "second")
-	caFile := certstest.WriteFile(t, dir, "client-ca.pem", first.ca.CertPEM)
+	first, second := certstest.NewClient(t, "first"), certstest.NewClient(t, "second")
+	caFile := certstest.WriteFile(t, dir, "client-ca.pem", first.CA.CertPEM)
 	be := newRecordingBackend(t)
 	ts := startServe(t, "--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile,
 		"--ssl-cname", "api.example.com", "--ca-file", f.CAFile, "--backend", be.URL,
 		"--client-ca-file", caFile, "--client-cert-required", "--reload-settle", "100ms")
 	roots := poolOf(t, f.CAFile)
-	served := func(id clientIdentity) bool {
-		code, err := mtlsStatus(ts, roots, &id.cert)
+	served := func(id certstest.Client) bool {
+		code, err := mtlsStatus(ts, roots, &id.Cert)
 		return err == nil && code == http.StatusOK
 	}
 	if !served(first) || served(second) {
 		t.Fatal("before the change: want the first CA's client served and the second's refused")
 	}
 
-	replace(t, caFile, second.ca.CertPEM)
+	replace(t, caFile, second.CA.CertPEM)
 	waitFor(t, 5*time.Second, "the second CA's client served", func() bool { return served(second) })
 	if served(first) {
 		t.Error("after the change: the first CA's client is still served")
