@@ -151,7 +151,11 @@ func TestHTTP1Smuggling(t *testing.T) {
 		statuses []int
 		kept     bool     // the connection survives (the probe is answered)
 		backend  []string // seenRequest.String of each request forwarded
-		check    func(t *testing.T, seen []seenRequest)
+		// cut: the body fails part-way, so whether the backend saw the
+		// request start (as "(body failed)") depends on how the bytes
+		// came in; such entries are dropped before comparing.
+		cut   bool
+		check func(t *testing.T, seen []seenRequest)
 	}{
 		// Content-Length with Transfer-Encoding: net/http drops the
 		// length and decodes the chunks; what follows the last chunk
@@ -310,7 +314,7 @@ func TestHTTP1Smuggling(t *testing.T) {
 		// sees it break off and never gets a complete request.
 		{name: "chunk extensions outweighing the data: 400, the body cut off",
 			raw:      post + "Transfer-Encoding: chunked\r\n\r\n" + strings.Repeat("1;"+strings.Repeat("e", 1000)+"\r\nx\r\n", 20) + "0\r\n\r\n" + smuggled,
-			statuses: []int{400}, backend: []string{"POST /score (body failed)"}},
+			statuses: []int{400}, cut: true},
 		// Absolute form: RFC 9112 3.2.2 says the origin server MUST
 		// ignore Host and use the target's authority, which net/http
 		// puts in r.Host; CheckHost then holds it to the cname. The
@@ -352,6 +356,9 @@ func TestHTTP1Smuggling(t *testing.T) {
 				}
 				var got []string
 				for _, s := range seen {
+					if tt.cut && s.bodyErr != nil {
+						continue
+					}
 					got = append(got, s.String())
 				}
 				want := tt.backend
