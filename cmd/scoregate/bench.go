@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -29,6 +28,8 @@ type benchConfig struct {
 	json                             bool
 	html                             string
 	idle                             int
+	serverPID                        int    // with --idle
+	serverMetrics                    string // with --idle
 	alternations                     int
 	given                            map[string]bool // flags set on the command line or from the environment
 }
@@ -74,7 +75,9 @@ func benchFlags(c *benchConfig) *flag.FlagSet {
 	fs.StringVar(&c.method, "method", "POST", "request `method`; GET and HEAD send no body")
 	fs.DurationVar(&c.backendLatency, "backend-latency", 0, "without --url: latency the synthetic backend adds to each POST /score")
 	fs.IntVar(&c.alternations, "alternations", 1, "with two targets (no --url and --scenario h1 or h2, or --url and --compare-url) and --rate: measure them alternately this many `times` each, and report the median and spread of the p50, p99 and p99.9 latency the first adds")
-	fs.IntVar(&c.idle, "idle", 0, "instead of a load test: open this many `connections` (TLS handshake and one request each), hold them idle for --duration, then close them; measure the server's memory meanwhile")
+	fs.IntVar(&c.idle, "idle", 0, "instead of a load test: open this many `connections` (TLS handshake and one request each), hold them idle for --duration, then close them; with --server-pid or --server-metrics, report the server's memory per connection")
+	fs.IntVar(&c.serverPID, "server-pid", 0, "with --idle: the server's process `ID`; report its resident memory (VmRSS in /proc/PID/status, Linux) per idle connection")
+	fs.StringVar(&c.serverMetrics, "server-metrics", "", "with --idle: the server's Prometheus `URL`, such as scoregate's http://127.0.0.1:9090/metrics; report its Go heap and stacks in use per idle connection")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report with a latency plot to `file`")
 	return fs
@@ -154,6 +157,9 @@ func (c *benchConfig) check() error {
 		if (c.url == "" && c.scenario != string(bench.H1) && c.scenario != string(bench.H2)) || (c.url != "" && c.compareURL == "") {
 			return usagef("--alternations %d needs two targets: --scenario h1 or h2 without --url, or --url with --compare-url", c.alternations)
 		}
+	}
+	if err := c.checkIdle(); err != nil {
+		return err
 	}
 	if c.url == "" {
 		for _, name := range []string{"compare-url", "connect"} {
@@ -337,36 +343,6 @@ func writeBenchHTML(c benchConfig, results []*bench.Result) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("--html %q: %w", c.html, err)
-	}
-	return nil
-}
-
-// holdIdle opens --idle connections to --url, holds them for --duration
-// and closes them: the measurement of what an idle client connection costs
-// a server (read its resident memory while they are held).
-func holdIdle(ctx context.Context, c benchConfig, cfg bench.Config, stdout, stderr io.Writer) error {
-	if c.url == "" {
-		return usagef("--idle needs --url")
-	}
-	cfg.URL, _ = url.Parse(c.url) // checked by check
-	cfg.Connect = c.connect
-	cfg.Method = http.MethodGet
-	start := time.Now()
-	ic, err := bench.OpenIdle(ctx, cfg, c.idle)
-	if errors.Is(err, bench.ErrInvalidConfig) {
-		return usageError{err}
-	}
-	if err != nil {
-		return err
-	}
-	defer ic.Close()
-	fmt.Fprintf(stdout, "%d idle connections open to %s (opened in %s); holding them for %s\n",
-		ic.Len(), hostOf(c.url), time.Since(start).Round(time.Millisecond), c.duration)
-	t := time.NewTimer(c.duration)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 	return nil
 }

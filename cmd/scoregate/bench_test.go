@@ -6,19 +6,24 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/html"
 
 	"github.com/scoregate/scoregate/bench"
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // benchLoad keeps every run short: well under 2 s of load per test.
@@ -258,5 +263,133 @@ func TestBenchAlternations(t *testing.T) {
 	}
 	if got, want := a.P99.Each[1], bench.Added(rep.Results[2], rep.Results[3]).P99; got != want {
 		t.Errorf("alternation 2's p99 difference = %s, want %s (run 3 minus run 4)", got, want)
+	}
+}
+
+// TestBenchIdle holds idle connections to a real TLS server in this
+// process and measures this process: its RSS with --server-pid, its Go
+// heap and stacks with --server-metrics, from a real scoregate /metrics
+// page (metrics.New registers the Go collector).
+func TestBenchIdle(t *testing.T) {
+	srv := httptest.NewTLSServer(bench.NewBackend(bench.BackendConfig{}))
+	t.Cleanup(srv.Close)
+	reg := prometheus.NewRegistry()
+	metrics.New(reg)
+	ms := httptest.NewServer(metrics.Handler(reg))
+	t.Cleanup(ms.Close)
+	args := []string{"bench", "--url", srv.URL + "/", "--insecure", "--idle", "50", "--duration", "200ms",
+		"--server-pid", strconv.Itoa(os.Getpid()), "--server-metrics", ms.URL + "/metrics"}
+
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), append(args, "--json"), noEnv, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	var rep bench.IdleReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("--json output %q: %v", stdout.String(), err)
+	}
+	// Samples at 0 and at 200ms: the first as soon as all are open, the
+	// last at the end of --duration.
+	if rep.Connections != 50 || rep.Samples != 2 || rep.ServerPID != os.Getpid() || rep.ServerMetrics != ms.URL+"/metrics" || rep.Interrupted {
+		t.Errorf("report %+v; want 50 connections, 2 samples, this process and its metrics, not interrupted", rep)
+	}
+	if rep.Held < 200*time.Millisecond {
+		t.Errorf("held %s, want at least --duration 200ms", rep.Held)
+	}
+	for _, q := range []struct {
+		name string
+		g    *bench.MemoryGrowth
+	}{{"rss", rep.RSS}, {"go_heap_inuse", rep.HeapInuse}, {"go_stack_inuse", rep.StackInuse}} {
+		if q.g == nil || q.g.Before == 0 || q.g.During == 0 {
+			t.Errorf("%s = %+v, want both readings", q.name, q.g)
+			continue
+		}
+		if want := int64(math.Round((float64(q.g.During) - float64(q.g.Before)) / 50)); q.g.PerConn != want {
+			t.Errorf("%s: %d bytes per connection, want %d", q.name, q.g.PerConn, want)
+		}
+	}
+	if !strings.HasPrefix(stderr.String(), "50 idle connections open to 127.0.0.1:") {
+		t.Errorf("stderr = %q, want the progress line", stderr.String())
+	}
+
+	stdout.Reset()
+	if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"50 idle connections to " + srv.URL, "median of 2 samples", "per connection", "RSS", "Go heap in use", "Go stacks"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout:\n%s\nwant it to contain %q", stdout.String(), want)
+		}
+	}
+}
+
+// TestBenchIdleErrors: a server that cannot be read before the connections
+// are opened is a usage error, one line naming the flag.
+func TestBenchIdleErrors(t *testing.T) {
+	noGo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "scoregate_requests_total 1")
+	}))
+	t.Cleanup(noGo.Close)
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	pidMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := strconv.Itoa(pidMax + 1) // no process can have it
+	// Never dialled: the baseline reading fails first.
+	target := []string{"--url", "https://127.0.0.1:1/", "--idle", "10"}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no such process", slices.Concat(target, []string{"--server-pid", gone}),
+			"--server-pid " + gone + ": no such process (open /proc/" + gone + "/status: no such file or directory)"},
+		{"no Go collector", slices.Concat(target, []string{"--server-metrics", noGo.URL + "/metrics"}),
+			"--server-metrics: " + noGo.URL + "/metrics: no go_memstats_heap_inuse_bytes or go_memstats_stack_inuse_bytes (is the Go collector registered?)"},
+		{"pid zero", slices.Concat(target, []string{"--server-pid", "0"}), "--server-pid 0: want the server's process ID"},
+		{"metrics not a URL", slices.Concat(target, []string{"--server-metrics", "127.0.0.1:9090"}),
+			`--server-metrics "127.0.0.1:9090": want an http:// URL such as http://127.0.0.1:9090/metrics`},
+		{"pid without idle", []string{"--server-pid", "1"}, "--server-pid needs --idle"},
+		{"metrics without idle", []string{"--server-metrics", noGo.URL}, "--server-metrics needs --idle"},
+		{"negative idle", []string{"--idle", "-1"}, "--idle -1: want a number of connections"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(t.Context(), append([]string{"bench"}, tt.args...), noEnv, &stdout, &stderr); code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if got, want := stderr.String(), "scoregate: "+tt.want+"\n"; got != want {
+				t.Errorf("stderr = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestBenchIdleMetricsFailWhileHeld: metrics that stop answering while
+// the connections are held fail the run, exit 1, naming the flag.
+func TestBenchIdleMetricsFailWhileHeld(t *testing.T) {
+	srv := httptest.NewTLSServer(bench.NewBackend(bench.BackendConfig{}))
+	t.Cleanup(srv.Close)
+	var scrapes atomic.Int32
+	ms := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if scrapes.Add(1) > 1 {
+			http.Error(w, "gone", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "go_memstats_heap_inuse_bytes 4096\ngo_memstats_stack_inuse_bytes 8192")
+	}))
+	t.Cleanup(ms.Close)
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--url", srv.URL + "/", "--insecure", "--idle", "5", "--duration", "200ms", "--server-metrics", ms.URL}
+	if code := run(t.Context(), args, noEnv, &stdout, &stderr); code != exitFailure {
+		t.Errorf("exit %d, want %d", code, exitFailure)
+	}
+	want := "scoregate: while holding the idle connections: --server-metrics: GET " + ms.URL + ": status 500 Internal Server Error, want 200\n"
+	if got := stderr.String(); !strings.HasSuffix(got, want) {
+		t.Errorf("stderr = %q, want it to end with %q", got, want)
 	}
 }
