@@ -176,9 +176,8 @@ func newClientCert(t *testing.T) clientCertFixture {
 func startMTLSFront(t *testing.T, h http.Handler, auth tls.ClientAuthType, pool *x509.CertPool) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{ClientAuth: auth, ClientCAs: pool}
-	srv.StartTLS()
+	startTLS(t, srv)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -200,8 +200,7 @@ func startBackend(t *testing.T, h http.HandlerFunc) *httptest.Server {
 func startFront(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
+	startTLS(t, srv)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -193,7 +193,7 @@ func startSmallBufferFront(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = smallSendBuffers{srv.Listener}
-	srv.StartTLS()
+	startTLS(t, srv)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1057,14 +1057,13 @@ func startWideFront(t *testing.T, h http.Handler, streams int) (*httptest.Server
 	t.Helper()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
 	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: streams}
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
-	srv.StartTLS()
+	startTLS(t, srv)
 	t.Cleanup(srv.Close)
 	return srv, conns.Load
 }

@@ -598,9 +598,8 @@ func testAccessLog(t *testing.T, path seamPath) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(tt.h)
-			srv.EnableHTTP2 = true
 			srv.TLS = &tls.Config{MaxVersion: tt.maxTLS}
-			srv.StartTLS()
+			startTLS(t, srv)
 			defer srv.Close()
 			c := clientFor(t, srv, tt.major)
 			c.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)

@@ -24,6 +24,7 @@ import (
 	"github.com/scoregate/scoregate/certs"
 	"github.com/scoregate/scoregate/metrics"
 	"github.com/scoregate/scoregate/proxy"
+	"github.com/scoregate/scoregate/proxy/front"
 )
 
 // defaultShutdownTimeout is serverConfig.ShutdownTimeout's default.
@@ -53,9 +54,31 @@ type server struct {
 
 // listener is one server of the process and the listener it serves.
 type listener struct {
-	name string // the flag that configures it, for logs and errors
-	srv  *http.Server
-	ln   net.Listener
+	name  string // the flag that configures it, for logs and errors
+	srv   *http.Server
+	front *front.Server // the TLS listener's server, configured by srv; nil for the others
+	ln    net.Listener
+}
+
+func (l *listener) serve() error {
+	if l.front != nil {
+		return l.front.Serve(l.ln)
+	}
+	return l.srv.Serve(l.ln)
+}
+
+func (l *listener) shutdown(ctx context.Context) error {
+	if l.front != nil {
+		return l.front.Shutdown(ctx)
+	}
+	return l.srv.Shutdown(ctx)
+}
+
+func (l *listener) close() error {
+	if l.front != nil {
+		return l.front.Close()
+	}
+	return l.srv.Close()
 }
 
 // newServer builds a server from cfg and binds its listeners. Errors about
@@ -158,6 +181,10 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	if s.clientCAs != nil {
 		certs.VerifyClientCerts(tlsSrv.TLSConfig, s.clientCAs, cfg.ClientCertRequired)
 	}
+	// HTTP/1.1 is served by front, HTTP/2 by tlsSrv (see proxy/front).
+	if s.listeners[0].front, err = front.New(tlsSrv); err != nil {
+		return nil, err
+	}
 	if s.redirect != nil {
 		s.redirect.Handler = s.certs.HTTPHandler(s.redirect.Handler)
 	}
@@ -242,13 +269,7 @@ func (s *server) run(ctx context.Context) error {
 	for _, l := range s.listeners {
 		ev = ev.Str(l.name, l.ln.Addr().String())
 		wg.Go(func() {
-			var err error
-			if l.srv.TLSConfig != nil {
-				err = l.srv.ServeTLS(l.ln, "", "")
-			} else {
-				err = l.srv.Serve(l.ln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
+			if err := l.serve(); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("--%s %s: %w", l.name, l.ln.Addr(), err)
 			}
 		})
@@ -277,9 +298,9 @@ func (s *server) run(ctx context.Context) error {
 	defer cancel()
 	var shutdownErr error
 	for _, l := range s.listeners {
-		if err := l.srv.Shutdown(sctx); err != nil {
+		if err := l.shutdown(sctx); err != nil {
 			shutdownErr = fmt.Errorf("shutdown: in-flight requests did not finish within --shutdown-timeout %s", s.cfg.ShutdownTimeout)
-			l.srv.Close()
+			l.close()
 		}
 	}
 	stopBackground() // after the servers: ACME stops once nothing uses it

@@ -1,0 +1,304 @@
+package front
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one client connection, served by one goroutine: the handshake,
+// then HTTP/1.1 requests one after the other.
+//
+// While idle it holds no buffers: the wait for the next request reads one
+// byte into first, and the read and write buffers come from pools when
+// that byte arrives and go back when the connection is idle again (unless
+// the client pipelined the next request, whose bytes are then in the
+// read buffer).
+type conn struct {
+	s    *Server
+	raw  net.Conn  // as accepted
+	tc   *tls.Conn // raw, with TLS
+	idle atomic.Bool
+
+	ctx        context.Context // done when the connection ends
+	cancel     context.CancelFunc
+	remoteAddr string
+	tlsState   *tls.ConnectionState
+
+	in       reader        // below br: the first byte, the framing guard, the header limit
+	br       *bufio.Reader // nil while idle
+	bw       *bufio.Writer // nil while idle
+	wmu      sync.Mutex    // writes to bw: the response, and 100 Continue from the body
+	werr     error         // the first write error; the connection ends
+	hijacked bool
+
+	// The watch for a client that leaves while its request is served
+	// (watchClient).
+	watch    *time.Timer // nil until the first request
+	watchMu  sync.Mutex
+	cur      *response     // the request being served; guarded by watchMu
+	watching chan struct{} // closed when the watch's read returns; nil if none; guarded by watchMu
+	peeked   [1]byte
+}
+
+func (c *conn) serve() {
+	c.tc = tls.Server(c.raw, c.s.tls)
+	if !c.s.handshake(c.tc) {
+		c.close()
+		return
+	}
+	cs := c.tc.ConnectionState()
+	switch cs.NegotiatedProtocol {
+	case "", "http/1.1", "http/1.0":
+	case "h2":
+		c.s.forget(c)
+		if !c.s.h2.hand(c.tc) {
+			c.tc.Close()
+			c.s.connState(c.raw, http.StateClosed)
+		}
+		return
+	default: // acme-tls/1: the handshake was all (net/http does the same)
+		c.close()
+		return
+	}
+	c.tlsState = &cs
+	c.remoteAddr = c.raw.RemoteAddr().String()
+	// ReverseProxy aborts a response it cannot finish by panicking with
+	// http.ErrAbortHandler only under a server, which it recognises by
+	// ServerContextKey.
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, c.s.srv)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.raw.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.in.c = c
+	defer func() {
+		if c.br != nil && !c.hijacked {
+			putReader(c.br)
+		}
+		c.cancel()
+		if !c.hijacked {
+			c.close()
+		}
+	}()
+
+	// The first request has the read-header timeout from the handshake
+	// on, as in net/http; later ones the idle timeout until their first
+	// byte, then the read-header timeout from it.
+	wait := c.s.srv.ReadHeaderTimeout
+	for {
+		if c.br == nil || c.br.Buffered() == 0 {
+			if !c.awaitRequest(wait) {
+				return
+			}
+		}
+		if !c.serveRequest() {
+			return
+		}
+		wait = c.s.srv.IdleTimeout
+		if wait <= 0 {
+			wait = c.s.srv.ReadTimeout
+		}
+	}
+}
+
+// awaitRequest waits up to d (no limit if zero) for the first byte of a
+// request with the buffers in their pools; false if the connection
+// should end (the client left or went quiet, or the server drains).
+func (c *conn) awaitRequest(d time.Duration) bool {
+	if c.br != nil {
+		putReader(c.br)
+		c.br = nil
+	}
+	if c.in.pending { // the watch read the first byte
+		c.br = getReader(&c.in)
+		return !c.s.draining.Load()
+	}
+	setDeadline(c.tc.SetReadDeadline, d)
+	c.idle.Store(true)
+	if c.s.draining.Load() {
+		return false
+	}
+	n, err := c.tc.Read(c.in.first[:])
+	c.idle.Store(false)
+	if n == 0 || err != nil && !errors.Is(err, io.EOF) || c.s.draining.Load() {
+		return false
+	}
+	c.in.pending = true
+	c.br = getReader(&c.in)
+	return true
+}
+
+// serveRequest reads one request, runs the handler and finishes the
+// response; false if the connection must end.
+func (c *conn) serveRequest() (keep bool) {
+	setDeadline(c.tc.SetReadDeadline, c.s.srv.ReadHeaderTimeout)
+	c.in.startHeader(c.s.maxHeaderBytes(), c.br)
+	req, err := http.ReadRequest(c.br)
+	if err == nil {
+		err = c.in.check(req)
+	}
+	c.s.connState(c.raw, http.StateActive)
+	if err != nil {
+		c.refuse(err)
+		return false
+	}
+	c.tc.SetReadDeadline(time.Time{})
+
+	w := c.newResponse(req)
+	c.armWatch(w)
+	ok := c.runHandler(w)
+	c.disarmWatch()
+	w.cancel()
+	if c.hijacked {
+		c.s.forget(c)
+		c.s.connState(c.raw, http.StateHijacked)
+		return false
+	}
+	if !ok {
+		return false // the response is cut off: the connection ends
+	}
+	keep = w.finish()
+	if keep {
+		c.s.connState(c.raw, http.StateIdle)
+	}
+	return keep
+}
+
+// runHandler runs the handler for w; false if it panicked. The panic is
+// logged unless it is http.ErrAbortHandler, with which ReverseProxy cuts
+// off a response it cannot finish.
+func (c *conn) runHandler(w *response) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logf("http: panic serving %v: %v\n%s", c.remoteAddr, p, buf)
+			}
+		}
+	}()
+	c.s.srv.Handler.ServeHTTP(w, w.req)
+	return true
+}
+
+// watchAfter is how long a request runs before the connection is watched
+// for the client leaving. net/http's server reads ahead on every request
+// for this, which costs a goroutine wake-up and a read that meets EAGAIN
+// each time; scoring calls that last long enough to be worth cancelling
+// pay it, fast ones do not.
+const watchAfter = 10 * time.Millisecond
+
+func (c *conn) armWatch(w *response) {
+	c.watchMu.Lock()
+	c.cur = w
+	c.watchMu.Unlock()
+	if c.watch == nil {
+		c.watch = time.AfterFunc(watchAfter, c.watchClient)
+	} else {
+		c.watch.Reset(watchAfter)
+	}
+}
+
+// disarmWatch stops the watch, waiting for its read to end if one runs.
+func (c *conn) disarmWatch() {
+	c.watch.Stop()
+	c.watchMu.Lock()
+	c.cur = nil
+	ch := c.watching
+	c.watching = nil
+	c.watchMu.Unlock()
+	if ch != nil {
+		c.tc.SetReadDeadline(aLongTimeAgo)
+		<-ch
+		c.tc.SetReadDeadline(time.Time{})
+	}
+}
+
+// watchClient runs watchAfter into a request: once its body has been read
+// (nothing else reads the connection then), it reads the connection until
+// the request ends. The client closing or resetting the connection
+// cancels the request's context, as net/http's background read does; a
+// byte read is the next request's first, kept for it.
+func (c *conn) watchClient() {
+	c.watchMu.Lock()
+	w := c.cur
+	if w == nil || c.watching != nil || w.body != nil && !w.body.eof.Load() || c.br.Buffered() > 0 {
+		c.watchMu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	c.watching = done
+	c.watchMu.Unlock()
+	defer close(done)
+	n, err := c.tc.Read(c.peeked[:])
+	if n > 0 {
+		c.in.first[0], c.in.pending = c.peeked[0], true
+		return
+	}
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		w.cancel()
+	}
+}
+
+// close ends the connection (with a TLS close_notify once the handshake
+// is done) and its accounting.
+func (c *conn) close() {
+	if c.tc != nil {
+		c.tc.Close()
+	} else {
+		c.raw.Close()
+	}
+	c.s.forget(c)
+	c.s.connState(c.raw, http.StateClosed)
+}
+
+func (s *Server) maxHeaderBytes() int {
+	if s.srv.MaxHeaderBytes > 0 {
+		return s.srv.MaxHeaderBytes
+	}
+	return http.DefaultMaxHeaderBytes
+}
+
+func setDeadline(set func(time.Time) error, d time.Duration) {
+	if d > 0 {
+		set(time.Now().Add(d))
+	} else {
+		set(time.Time{})
+	}
+}
+
+// The buffers of active connections, 4 KiB each as net/http's.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func getReader(r io.Reader) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
+}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writers.Put(bw)
+}

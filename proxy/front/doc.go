@@ -1,0 +1,18 @@
+// Package front is scoregate's client side: it accepts TLS connections,
+// completes the handshake, serves HTTP/1.1 itself and hands HTTP/2
+// (chosen by ALPN) to net/http's server.
+//
+// The HTTP/1.1 path exists for cost. net/http's server reads ahead on
+// every connection in the background while a request is served (a
+// goroutine that parks, and an extra read that meets EAGAIN, per
+// request) and keeps a 4 KiB read and a 4 KiB write buffer on every
+// connection, idle or not. Here one goroutine serves a connection: it
+// waits for the next request by reading one byte, takes the buffers from
+// pools only while a request is in flight, and writes the response head
+// and a small body in one TLS record. Requests are parsed by
+// http.ReadRequest, with net/http's server-side checks (Host, header
+// names and values, Expect, versions, the header size limit as 431),
+// and stricter framing (bare LF, bare CR and obsolete line folding are
+// 400). What this costs: a client that leaves mid-request is noticed
+// when its response is written, not at once.
+package front
