@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -50,15 +48,6 @@ type response struct {
 const preMax = 2048
 
 var pres = sync.Pool{New: func() any { b := make([]byte, 0, preMax); return &b }}
-
-// maxDiscard is how much of a request body the handler did not read is
-// read and dropped to keep the connection (net/http's
-// maxPostHandlerReadBytes); beyond it, the connection is closed.
-const maxDiscard = 256 << 10
-
-// discardTimeout bounds the reading of an unread body without a
-// ReadHeaderTimeout.
-const discardTimeout = 5 * time.Second
 
 func (c *conn) newResponse(req *http.Request) *response {
 	ctx, cancel := context.WithCancel(c.ctx)
@@ -439,147 +428,4 @@ func (c *conn) flush() error {
 		c.werr = err
 	}
 	return c.werr
-}
-
-// writeField writes one header field line per value, as net/http does:
-// names that are not valid tokens are dropped, and line breaks in values
-// become spaces.
-func writeField(bw *bufio.Writer, k string, vv []string) {
-	if !httpguts.ValidHeaderFieldName(k) {
-		return
-	}
-	for _, v := range vv {
-		if strings.ContainsAny(v, "\r\n") {
-			v = newlineToSpace.Replace(v)
-		}
-		bw.WriteString(k)
-		bw.WriteString(": ")
-		bw.WriteString(textproto.TrimString(v))
-		bw.WriteString("\r\n")
-	}
-}
-
-var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
-
-func bodyAllowed(code int) bool {
-	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// statusLines are "HTTP/1.1 200 OK\r\n" and the like, by code.
-var statusLines = func() (l [600]string) {
-	for code := 100; code < 600; code++ {
-		if t := http.StatusText(code); t != "" {
-			l[code] = "HTTP/1.1 " + strconv.Itoa(code) + " " + t + "\r\n"
-		}
-	}
-	return l
-}()
-
-func statusLine(code int) string {
-	if code < len(statusLines) && statusLines[code] != "" {
-		return statusLines[code]
-	}
-	return "HTTP/1.1 " + strconv.Itoa(code) + " status code " + strconv.Itoa(code) + "\r\n"
-}
-
-// date is the Date header's value for one second.
-type date struct {
-	sec int64
-	s   string
-}
-
-var curDate atomic.Pointer[date]
-
-func httpDate() string {
-	now := time.Now()
-	sec := now.Unix()
-	if d := curDate.Load(); d != nil && d.sec == sec {
-		return d.s
-	}
-	d := &date{sec, now.UTC().Format(http.TimeFormat)}
-	curDate.Store(d)
-	return d.s
-}
-
-// body is the request body as the handler reads it: it sends 100
-// Continue before the first read when the client asked for it, notes
-// the end, and its Close leaves the rest for the server to discard (or
-// not: ReadRequest's own Close would read a body of any size).
-type body struct {
-	w           *response
-	rc          io.ReadCloser
-	continueDue atomic.Bool
-	eof         atomic.Bool
-	failed      atomic.Bool // a read failed: what is left on the wire is not to be read
-	closed      atomic.Bool
-}
-
-func (b *body) Read(p []byte) (int, error) {
-	if b.closed.Load() {
-		return 0, http.ErrBodyReadAfterClose
-	}
-	if b.continueDue.Load() {
-		b.w.sendContinue()
-	}
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.eof.Store(true)
-	} else if err != nil {
-		b.failed.Store(true)
-	}
-	return n, err
-}
-
-func (b *body) Close() error {
-	b.closed.Store(true)
-	return nil
-}
-
-// drained reads what is left of the body, up to maxDiscard and within the
-// read-header timeout (or discardTimeout), and reports whether it ended:
-// the connection can carry another request. A body whose read failed (a
-// timeout, a malformed chunk) is not read again, nor one the client will
-// send only after 100 Continue: the connection ends.
-func (b *body) drained() bool {
-	if b.eof.Load() {
-		return true
-	}
-	if b.failed.Load() || b.continueDue.Load() {
-		return false
-	}
-	c := b.w.c
-	d := c.s.srv.ReadHeaderTimeout
-	if d <= 0 {
-		d = discardTimeout
-	}
-	c.tc.SetReadDeadline(time.Now().Add(d))
-	n, err := io.CopyN(io.Discard, b.rc, maxDiscard+1)
-	c.tc.SetReadDeadline(time.Time{})
-	if err == io.EOF && n <= maxDiscard {
-		b.eof.Store(true)
-		return true
-	}
-	return false
-}
-
-// sendContinue answers Expect: 100-continue, unless the final response
-// has begun.
-func (w *response) sendContinue() {
-	w.c.wmu.Lock()
-	defer w.c.wmu.Unlock()
-	if !w.body.continueDue.Swap(false) || w.headSent {
-		return
-	}
-	bw := w.c.writer()
-	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-	w.c.flush()
 }
