@@ -67,6 +67,7 @@ func (b *body) drained() bool {
 	if d <= 0 {
 		d = discardTimeout
 	}
+	c.in.armed = false // this deadline is not to be lifted by reader
 	c.tc.SetReadDeadline(time.Now().Add(d))
 	n, err := io.CopyN(io.Discard, b.rc, maxDiscard+1)
 	c.tc.SetReadDeadline(time.Time{})

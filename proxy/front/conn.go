@@ -28,8 +28,7 @@ type conn struct {
 	tc   *tls.Conn // raw, with TLS
 	idle atomic.Bool
 
-	ctx        context.Context // done when the connection ends
-	cancel     context.CancelFunc
+	ctx        context.Context // the values of every request's context
 	remoteAddr string
 	tlsState   *tls.ConnectionState
 
@@ -76,13 +75,12 @@ func (c *conn) serve() {
 	// ServerContextKey.
 	ctx := context.WithValue(context.Background(), http.ServerContextKey, c.s.srv)
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.raw.LocalAddr())
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx = ctx
 	c.in.c = c
 	defer func() {
 		if c.br != nil && !c.hijacked {
 			putReader(c.br)
 		}
-		c.cancel()
 		if !c.hijacked {
 			c.close()
 		}
@@ -138,8 +136,13 @@ func (c *conn) awaitRequest(d time.Duration) bool {
 // serveRequest reads one request, runs the handler and finishes the
 // response; false if the connection must end.
 func (c *conn) serveRequest() (keep bool) {
-	setDeadline(c.tc.SetReadDeadline, c.s.srv.ReadHeaderTimeout)
 	c.in.startHeader(c.s.maxHeaderBytes(), c.br)
+	// The read-header timeout runs from the request's first byte. It is
+	// lifted only when the body needs a read from the connection (reader
+	// does): a request whose body came with its header, the common case,
+	// costs one deadline fewer.
+	setDeadline(c.tc.SetReadDeadline, c.s.srv.ReadHeaderTimeout)
+	c.in.armed = c.s.srv.ReadHeaderTimeout > 0
 	req, err := http.ReadRequest(c.br)
 	if err == nil {
 		err = c.in.check(req)
@@ -149,13 +152,12 @@ func (c *conn) serveRequest() (keep bool) {
 		c.refuse(err)
 		return false
 	}
-	c.tc.SetReadDeadline(time.Time{})
 
 	w := c.newResponse(req)
 	c.armWatch(w)
 	ok := c.runHandler(w)
 	c.disarmWatch()
-	w.cancel()
+	w.ctx.cancel()
 	if c.hijacked {
 		c.s.forget(c)
 		c.s.connState(c.raw, http.StateHijacked)
@@ -237,6 +239,7 @@ func (c *conn) watchClient() {
 	c.watching = done
 	c.watchMu.Unlock()
 	defer close(done)
+	c.tc.SetReadDeadline(time.Time{}) // the read-header deadline may still be set
 	n, err := c.tc.Read(c.peeked[:])
 	if n > 0 {
 		c.in.first[0], c.in.pending = c.peeked[0], true
@@ -244,7 +247,17 @@ func (c *conn) watchClient() {
 	}
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-		w.cancel()
+		w.ctx.cancel()
+	}
+}
+
+// cancelRequest ends the context of the request being served, if any.
+func (c *conn) cancelRequest() {
+	c.watchMu.Lock()
+	w := c.cur
+	c.watchMu.Unlock()
+	if w != nil {
+		w.ctx.cancel()
 	}
 }
 

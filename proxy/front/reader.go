@@ -35,6 +35,7 @@ type reader struct {
 	first   [1]byte
 	pending bool // first is still to be read
 
+	armed     bool // the read-header deadline is set on the connection
 	inHeader  bool
 	remain    int  // header bytes left before 431
 	lines     int  // lines completed (the request line is 0)
@@ -83,6 +84,10 @@ func (r *reader) Read(p []byte) (int, error) {
 		r.pending = false
 		n = 1
 	} else {
+		if r.armed && !r.inHeader {
+			r.c.tc.SetReadDeadline(time.Time{}) // the body has no read-header timeout
+			r.armed = false
+		}
 		n, err = r.c.tc.Read(p)
 	}
 	if r.inHeader && n > 0 {

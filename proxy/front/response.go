@@ -2,7 +2,6 @@ package front
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -23,10 +22,10 @@ import (
 // carry no body; a missing Date and Content-Type are added. The head and
 // a small body leave in one write to the TLS connection, so in one record.
 type response struct {
-	c      *conn
-	req    *http.Request
-	cancel context.CancelFunc
-	body   *body // nil without one
+	c    *conn
+	req  *http.Request
+	ctx  *requestContext
+	body *body // nil without one
 
 	header      http.Header
 	snap        http.Header // the header as of WriteHeader, if changed since
@@ -50,11 +49,11 @@ const preMax = 2048
 var pres = sync.Pool{New: func() any { b := make([]byte, 0, preMax); return &b }}
 
 func (c *conn) newResponse(req *http.Request) *response {
-	ctx, cancel := context.WithCancel(c.ctx)
+	ctx := &requestContext{Context: c.ctx}
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remoteAddr
 	req.TLS = c.tlsState
-	w := &response{c: c, req: req, cancel: cancel, header: make(http.Header), length: -1}
+	w := &response{c: c, req: req, ctx: ctx, header: make(http.Header), length: -1}
 	// HTTP/1.0 connections are not kept: the proxy closes them anyway
 	// (framing.go), and a server may always close.
 	w.closeAfter = req.Close || req.ProtoMinor == 0 || c.s.draining.Load() || isH2Preface(req)

@@ -240,6 +240,7 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.raw.Close()
+		c.cancelRequest() // a handler waiting on its backend would not notice the close
 	}
 	s.mu.Unlock()
 	return err
