@@ -109,8 +109,9 @@ func (b *clientBody) expire() {
 
 // finished records that the body was read to its end and stops the timer.
 // Should the timer have fired meanwhile, on HTTP/1.x its deadline is
-// cleared: net/http's server reads ahead on the connection once the body is
-// done, and a deadline left there would end the connection.
+// cleared: the server reads the connection again once the body is done
+// (net/http's reads ahead; proxy/front watches for the client leaving or
+// waits for the next request), and a deadline left there would end it.
 func (b *clientBody) finished() {
 	b.eof.Store(true)
 	if b.timer != nil && !b.timer.Stop() && b.fired.Load() && b.h1 {

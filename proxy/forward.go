@@ -52,8 +52,8 @@ func isUpgrade(h http.Header) bool {
 // dropRequest are the request headers the backend never gets as the client
 // sent them: hop-by-hop headers (RFC 9110 7.6.1; also those the Connection
 // header names), the body framing (the client's transport sets its own),
-// Expect (net/http's server answered the client's 100-continue when the
-// body was first read), and the client's forwarding claims, which at the
+// Expect (the server, proxy/front or net/http's, answered the client's
+// 100-continue when the body was first read), and the client's forwarding claims, which at the
 // edge are only claims (see also forwardingClaim).
 var dropRequest = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
@@ -243,8 +243,8 @@ func (p *Proxy) prepareOut(st *reqState, r *http.Request) *http.Request {
 	st.out.RequestURI = ""
 	st.out.Close = false
 	st.out.Header = nil
-	// No request trailers, on any path (rewrite too): net/http's server
-	// puts every trailer field the client sends into r.Trailer, announced
+	// No request trailers, on any path (rewrite too): Go's parser puts
+	// every trailer field the client sends into r.Trailer, announced
 	// or not, so a client could send its own X-Forwarded-For there, where
 	// outHeader does not look. RFC 9112 7.1.2 lets a recipient that
 	// decodes the chunks discard them; scoring clients send none.

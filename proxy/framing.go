@@ -6,8 +6,9 @@ import (
 
 // closeAfter reports whether r's connection must end once r is answered,
 // so that nothing the client sent after r's body is read as a request.
-// net/http's HTTP/1.x server cannot be told to refuse these requests, and
-// by the time the handler runs it has erased what would single them out:
+// Go's HTTP/1.x request parser (http.ReadRequest, under net/http's server
+// and proxy/front alike) accepts these requests, and by the time the
+// handler runs it has erased what would single them out:
 //
 //   - HTTP/1.1 with a chunked body. Given Content-Length as well, net/http
 //     drops the length (transfer.go, fixLength), decodes the chunks and
@@ -36,8 +37,9 @@ func closeAfter(r *http.Request) bool {
 // closingWriter is the server's ResponseWriter for a request whose
 // connection must end with its response (closeAfter): it puts
 // Connection: close on the final response header as that is written.
-// net/http's server then closes the connection once the response is sent,
-// without reading (or serving) anything the client pipelined after it.
+// The server (proxy/front, or net/http's) then closes the connection once
+// the response is sent, without reading (or serving) anything the client
+// pipelined after it.
 // Setting the header once, up front, would not do: ReverseProxy and
 // forward clear the header map after relaying each 1xx response. A 101
 // (a protocol switch, after which the connection is a tunnel to the

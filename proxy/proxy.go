@@ -359,8 +359,8 @@ func (p *Proxy) Close() {
 // ServeHTTP checks the header count and the Host, assigns the request
 // ids, applies the body limit and forwards r to the backend. It writes one
 // access log line. An HTTP/1.0 request, and an HTTP/1.1 request with a
-// chunked body, is answered with Connection: close, and net/http's server
-// then closes the connection (see closeAfter).
+// chunked body, is answered with Connection: close, and the server then
+// closes the connection (see closeAfter).
 //
 // When the backend's response breaks off after its headers were sent,
 // ServeHTTP panics with http.ErrAbortHandler, as ReverseProxy does, so that

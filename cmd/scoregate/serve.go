@@ -271,6 +271,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) (string, b
 		// few tens of MiB and saves most of the GC's CPU. GOGC overrides.
 		debug.SetGCPercent(defaultGCPercent)
 	}
+	if _, ok := getenv("GOMEMLIMIT"); !ok {
+		// The GC target above lets garbage grow to 5x the live heap; near
+		// the container's memory limit the collector must work harder
+		// instead, or the kernel kills the pod (idle connections are what
+		// fill it). GOMEMLIMIT overrides.
+		limit, ok, err := containerMemoryLimit(os.ReadFile, cgroupMemoryFiles)
+		switch {
+		case err != nil:
+			sc.Log.Warn().Err(err).Msg("cannot read the container's memory limit; set GOMEMLIMIT")
+		case ok:
+			debug.SetMemoryLimit(softMemoryLimit(limit))
+			sc.Log.Info().Int64("container_limit_bytes", limit).Int64("go_memory_limit_bytes", softMemoryLimit(limit)).Msg("Go's soft memory limit set from the container's")
+		}
+	}
 	hup := notifySIGHUP()
 	defer signal.Stop(hup)
 	s.reload = hup

@@ -77,6 +77,15 @@ func (c *conn) serve() {
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.raw.LocalAddr())
 	c.ctx = ctx
 	c.in.c = c
+	// The handshake grew this goroutine's stack to tens of KiB, which a
+	// blocked goroutine keeps until a collection shrinks it; the
+	// connection, idle most of its life, goes on in a fresh goroutine
+	// with a small one.
+	go c.serveHTTP1()
+}
+
+// serveHTTP1 serves the connection's requests, one after the other.
+func (c *conn) serveHTTP1() {
 	defer func() {
 		if c.br != nil && !c.hijacked {
 			putReader(c.br)
