@@ -268,8 +268,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) (string, b
 	if _, ok := getenv("GOGC"); !ok {
 		// The live heap of a proxy is small (a few MiB) while each request
 		// allocates; collecting at 5x the live heap instead of 2x costs a
-		// few tens of MiB and saves most of the GC's CPU. GOGC overrides.
+		// few tens of MiB and saves most of the GC's CPU. Once idle
+		// connections make the live heap large, the headroom is held to
+		// maxGCHeadroom (gcPercentFor). GOGC overrides.
 		debug.SetGCPercent(defaultGCPercent)
+		tctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go tuneGC(tctx, time.Second)
 	}
 	if _, ok := getenv("GOMEMLIMIT"); !ok {
 		// The GC target above lets garbage grow to 5x the live heap; near
@@ -297,6 +302,3 @@ func notifySIGHUP() chan os.Signal {
 	signal.Notify(hup, syscall.SIGHUP)
 	return hup
 }
-
-// defaultGCPercent is the GC target of `serve` unless GOGC is set.
-const defaultGCPercent = 400
