@@ -184,9 +184,7 @@ func (c *conn) serveRequest() (keep bool) {
 	c.disarmWatch()
 	w.ctx.cancel()
 	if c.hijacked {
-		c.s.forget(c)
-		c.s.connState(c.raw, http.StateHijacked)
-		return false
+		return false // the handler had it; the server forgot it then
 	}
 	if !ok {
 		return false // the response is cut off: the connection ends

@@ -6,13 +6,15 @@
 // every connection in the background while a request is served (a
 // goroutine that parks, and an extra read that meets EAGAIN, per
 // request) and keeps a 4 KiB read and a 4 KiB write buffer on every
-// connection, idle or not. Here one goroutine serves a connection: it
-// waits for the next request by reading one byte, takes the buffers from
-// pools only while a request is in flight, and writes the response head
-// and a small body in one TLS record. Requests are parsed by
+// connection, idle or not. Here one goroutine at a time serves a
+// connection: it waits for the next request by reading one byte (each
+// wait in a fresh goroutine, whose stack is small), takes the buffers
+// from pools only while a request is in flight, and writes the response
+// head and a small body in one TLS record. Requests are parsed by
 // http.ReadRequest, with net/http's server-side checks (Host, header
 // names and values, Expect, versions, the header size limit as 431),
 // and stricter framing (bare LF, bare CR and obsolete line folding are
-// 400). What this costs: a client that leaves mid-request is noticed
-// when its response is written, not at once.
+// 400). What this costs: a client that leaves is noticed only once its
+// request has run for 10 ms with its body read (the connection is then
+// watched by one read), or when its response is written.
 package front

@@ -389,3 +389,29 @@ func TestShutdown(t *testing.T) {
 		t.Error("the listener still accepts")
 	}
 }
+
+// TestShutdownLeavesHijacked: a hijacked connection is the handler's, as
+// under net/http: Shutdown does not wait for it.
+func TestShutdownLeavesHijacked(t *testing.T) {
+	release := make(chan struct{})
+	hijacked := make(chan struct{})
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		close(hijacked)
+		<-release
+	}), nil)
+	defer close(release)
+	c := dial(t, ts.addr)
+	io.WriteString(c, request("GET", "/", "Upgrade: x\r\nConnection: Upgrade\r\n"))
+	<-hijacked
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v with only a hijacked connection open", err)
+	}
+}

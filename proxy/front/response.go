@@ -234,6 +234,10 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.c.hijacked = true
 	w.c.tc.SetDeadline(time.Time{})
+	// As net/http: a hijacked connection is the handler's, which Shutdown
+	// does not wait for and Close does not close.
+	w.c.s.forget(w.c)
+	w.c.s.connState(w.c.raw, http.StateHijacked)
 	return w.c.tc, bufio.NewReadWriter(w.c.br, bw), nil
 }
 
