@@ -84,6 +84,20 @@ func OpenIdle(ctx context.Context, cfg Config, n int) (*IdleConns, error) {
 	return ic, nil
 }
 
+// Lost is the number of connections that have ended since they were
+// opened: the server closed them (its idle timeout, or a limit) or the
+// network failed. A measurement of what idle connections cost the server
+// is wrong by that many.
+func (ic *IdleConns) Lost() int {
+	n := 0
+	for _, cc := range ic.conns {
+		if cc != nil && cc.Err() != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // Len is the number of connections held.
 func (ic *IdleConns) Len() int { return len(ic.conns) }
 

@@ -52,6 +52,19 @@ func TestOpenIdle(t *testing.T) {
 	if n := idleCount(); n != 100 {
 		t.Errorf("the server holds %d idle connections, want 100", n)
 	}
+	if n := ic.Lost(); n != 0 {
+		t.Errorf("Lost() = %d while the server holds them all, want 0", n)
+	}
+	// The server closes them (as an idle timeout would): every one is
+	// counted lost, once the client has read the close.
+	srv.CloseClientConnections()
+	deadline = time.Now().Add(5 * time.Second)
+	for ic.Lost() != 100 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := ic.Lost(); n != 100 {
+		t.Errorf("Lost() = %d after the server closed them all, want 100", n)
+	}
 }
 
 func TestOpenIdleFailsCleanly(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -320,6 +321,37 @@ func TestBenchIdle(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout:\n%s\nwant it to contain %q", stdout.String(), want)
 		}
+	}
+}
+
+// TestBenchIdleLost: connections the server closes while they are held
+// (its idle timeout, say) fail the run: figures divided by connections no
+// longer held would be wrong. The server here closes them all as soon as
+// all are idle, well within the hold.
+func TestBenchIdleLost(t *testing.T) {
+	const n = 20
+	srv := httptest.NewUnstartedServer(bench.NewBackend(bench.BackendConfig{}))
+	var mu sync.Mutex
+	idle := map[net.Conn]bool{}
+	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st != http.StateIdle {
+			return
+		}
+		idle[c] = true
+		if len(idle) == n {
+			for c := range idle {
+				c.Close()
+			}
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"bench", "--url", srv.URL + "/", "--insecure", "--idle", strconv.Itoa(n), "--duration", "1s"}, noEnv, &stdout, &stderr)
+	if code != exitFailure || !strings.Contains(stderr.String(), "of the 20 idle connections ended while held") {
+		t.Fatalf("exit %d, stderr %q; want %d and the lost connections named", code, stderr.String(), exitFailure)
 	}
 }
 

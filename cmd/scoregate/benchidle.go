@@ -132,6 +132,9 @@ func holdIdle(ctx context.Context, c benchConfig, cfg bench.Config, stdout, stde
 	}
 	rep.Held = time.Since(held)
 	rep.Interrupted = ctx.Err() != nil
+	if lost := ic.Lost(); lost > 0 {
+		return fmt.Errorf("bench: %d of the %d idle connections ended while held (closed by the server: its idle timeout or connection limit, such as scoregate's --idle-timeout and --max-connections, must allow them all); no figures", lost, ic.Len())
+	}
 	if len(during) > 0 {
 		rep.SetMemory(before, during)
 	}
