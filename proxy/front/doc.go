@@ -6,11 +6,11 @@
 // every connection in the background while a request is served (a
 // goroutine that parks, and an extra read that meets EAGAIN, per
 // request) and keeps a 4 KiB read and a 4 KiB write buffer on every
-// connection, idle or not. Here one goroutine at a time serves a
-// connection: it waits for the next request by reading one byte (each
-// wait in a fresh goroutine, whose stack is small), takes the buffers
-// from pools only while a request is in flight, and writes the response
-// head and a small body in one TLS record. Requests are parsed by
+// connection, idle or not. Here one goroutine serves a connection, a
+// fresh one after the handshake (whose stack grew for crypto): it waits
+// for the next request by reading one byte, takes the buffers from pools
+// only while a request is in flight, and writes the response head and a
+// small body in one TLS record. Requests are parsed by
 // http.ReadRequest, with net/http's server-side checks (Host, header
 // names and values, Expect, versions, the header size limit as 431),
 // and stricter framing (bare LF, bare CR and obsolete line folding are
