@@ -191,6 +191,8 @@ func TestHandshakeProtocol(t *testing.T) {
 			wantVersion: tls.VersionTLS13, wantProtocol: "h2"},
 		{name: "ALPN http/1.1", edit: func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} },
 			wantVersion: tls.VersionTLS13, wantProtocol: "http/1.1"},
+		{name: "ALPN http/1.0 alone (curl --http1.0)", edit: func(c *tls.Config) { c.NextProtos = []string{"http/1.0"} },
+			wantVersion: tls.VersionTLS13, wantProtocol: "http/1.0"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := clientConfig(f, cname)
@@ -285,7 +287,7 @@ func TestServerTLSConfig(t *testing.T) {
 	if cfg.MinVersion != tls.VersionTLS12 || cfg.MaxVersion != tls.VersionTLS13 {
 		t.Errorf("versions = %s..%s, want TLS 1.2..TLS 1.3", tls.VersionName(cfg.MinVersion), tls.VersionName(cfg.MaxVersion))
 	}
-	if got, want := strings.Join(cfg.NextProtos, ","), "h2,http/1.1"; got != want {
+	if got, want := strings.Join(cfg.NextProtos, ","), "h2,http/1.1,http/1.0"; got != want {
 		t.Errorf("NextProtos = %s, want %s", got, want)
 	}
 	if cfg.SessionTicketsDisabled || len(cfg.Certificates) != 0 {

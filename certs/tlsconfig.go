@@ -45,7 +45,9 @@ func ServerTLSConfig(src CertSource, policy SNIPolicy, m *metrics.Metrics) *tls.
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		NextProtos:       []string{"h2", "http/1.1"},
+		// http/1.0 too: a client that offers only it (curl --http1.0)
+		// would otherwise be refused with no_application_protocol.
+		NextProtos:       []string{"h2", "http/1.1", "http/1.0"},
 		GetCertificate:   g.getCertificate,
 		VerifyConnection: g.verifyConnection,
 	}

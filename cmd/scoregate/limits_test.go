@@ -280,3 +280,28 @@ func TestPerIPListener(t *testing.T) {
 		t.Errorf("scoregate_connections_refused_total = %v, want 2", got)
 	}
 }
+
+// TestHTTP10OverALPN: a client that offers only http/1.0 in ALPN (curl
+// --http1.0) is served, and its connection closed after the answer.
+func TestHTTP10OverALPN(t *testing.T) {
+	ts, cfg := limitsServer(t)
+	cfg.NextProtos = []string{"http/1.0"}
+	c := dialTLS(t, ts, cfg)
+	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.0" {
+		t.Fatalf("negotiated %q, want http/1.0", p)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.0\r\nHost: api.example.com\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/1.0" {
+		t.Errorf("answer %s %d, want HTTP/1.0 200", resp.Proto, resp.StatusCode)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after the answer: %v, want the connection closed", err)
+	}
+}
