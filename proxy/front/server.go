@@ -36,7 +36,9 @@ type Server struct {
 }
 
 // New returns a Server configured by srv, which it will use to serve
-// HTTP/2. srv.TLSConfig is required.
+// HTTP/2. srv.TLSConfig is required. New takes srv over: it gives srv a
+// copy of its TLSConfig (net/http adjusts the one it holds) and wraps its
+// ConnState so that a connection handed to HTTP/2 is not counted new twice.
 func New(srv *http.Server) (*Server, error) {
 	if srv.TLSConfig == nil {
 		return nil, errors.New("front: the http.Server has no TLSConfig")
