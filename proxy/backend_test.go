@@ -317,8 +317,8 @@ func TestUpgrade(t *testing.T) { forTransports(t, testUpgrade) }
 
 func testUpgrade(t *testing.T, path seamPath) {
 	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			http.Error(w, "want Upgrade: echo", 400)
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want Upgrade: websocket", 400)
 			return
 		}
 		c, brw, err := http.NewResponseController(w).Hijack()
@@ -327,7 +327,7 @@ func testUpgrade(t *testing.T, path seamPath) {
 			return
 		}
 		defer c.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 		brw.Flush()
 		line, err := brw.ReadString('\n')
 		if err != nil {
@@ -338,18 +338,104 @@ func testUpgrade(t *testing.T, path seamPath) {
 	})
 	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
 	c := dialFront(t, front)
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: "+testCName+"\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: "+testCName+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "echo" {
-		t.Fatalf("got %d, Upgrade %q; want 101, echo", resp.StatusCode, resp.Header.Get("Upgrade"))
+	if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("got %d, Upgrade %q; want 101, websocket", resp.StatusCode, resp.Header.Get("Upgrade"))
 	}
 	io.WriteString(c, "ping\n")
 	if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
 		t.Fatalf("read %q, %v; want %q", line, err, "echo ping\n")
+	}
+}
+
+// TestH2CUpgradeNotForwarded: an upgrade to anything but WebSocket, h2c
+// above all, is answered as the same request without the upgrade, by a
+// backend that would accept h2c: the client never gets a tunnel to the
+// model past the per-request checks ("h2c smuggling").
+func TestH2CUpgradeNotForwarded(t *testing.T) { forTransports(t, testH2CUpgradeNotForwarded) }
+
+func testH2CUpgradeNotForwarded(t *testing.T, path seamPath) {
+	type seen struct{ upgrade, settings, connection []string }
+	got := make(chan seen, 1)
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header["Upgrade"], r.Header["Http2-Settings"], r.Header["Connection"]}
+		if !strings.Contains(strings.ToLower(strings.Join(r.Header["Upgrade"], ",")), "h2c") {
+			io.WriteString(w, "plain")
+			return
+		}
+		// What an h2c-capable server does: switch, then speak HTTP/2.
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		brw.Flush()
+		io.Copy(io.Discard, brw)
+	})
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
+	for _, tt := range []struct{ name, fields string }{
+		{"h2c", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"},
+		{"h2c in upper case", "Connection: Upgrade\r\nUpgrade: H2C\r\n"},
+		{"h2c after websocket in one field", "Connection: Upgrade\r\nUpgrade: websocket, h2c\r\n"},
+		{"h2c in a second field", "Connection: Upgrade\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n"},
+		{"HTTP2-Settings not listed in Connection", "Connection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"},
+		{"another protocol", "Connection: Upgrade\r\nUpgrade: echo\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialFront(t, front)
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+testCName+"\r\n"+tt.fields+"\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(body) != "plain" {
+				t.Errorf("got %d %q; want 200 %q, the request answered without its upgrade", resp.StatusCode, body, "plain")
+			}
+			select {
+			case s := <-got:
+				if s.upgrade != nil || s.settings != nil || s.connection != nil {
+					t.Errorf("backend got Upgrade %q, HTTP2-Settings %q, Connection %q; want none", s.upgrade, s.settings, s.connection)
+				}
+			case <-time.After(waitLimit):
+				t.Fatal("the backend got no request")
+			}
+		})
+	}
+}
+
+// TestUnaskedSwitchNotTunnelled: a backend that answers 101 to a request
+// that asked for no upgrade does not get a tunnel to the client.
+func TestUnaskedSwitchNotTunnelled(t *testing.T) { forTransports(t, testUnaskedSwitchNotTunnelled) }
+
+func testUnaskedSwitchNotTunnelled(t *testing.T, path seamPath) {
+	backend := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+		brw.Flush()
+		io.Copy(io.Discard, brw)
+	})
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, testLog(t)))
+	c := dialFront(t, front)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+testCName+"\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("got %d; want 502: a switch that was not asked for is a broken answer", resp.StatusCode)
 	}
 }
 

@@ -43,23 +43,35 @@ func (p *Proxy) direct(st *reqState, r *http.Request) bool {
 	return st.svc.direct && !p.noDirect && !p.noH1 && !isUpgrade(r.Header)
 }
 
-// isUpgrade reports whether h asks for a protocol upgrade (Connection:
-// upgrade with an Upgrade header), as ReverseProxy decides it.
+// isUpgrade reports whether h asks for a protocol upgrade that scoregate
+// forwards: Connection: upgrade with one Upgrade field that is exactly
+// WebSocket (RFC 6455 section 4.1; the token's case is ignored). Any other
+// upgrade is a request without one: Upgrade, HTTP2-Settings and the
+// Connection header are dropped, and the backend answers it as a plain
+// request. Above all this refuses "h2c smuggling": an Upgrade: h2c
+// forwarded to a backend that accepts it would turn the connection into
+// an HTTP/2 tunnel to the model, carrying later requests past every check
+// (Host, keys, routes, admission, request ids). An upgraded WebSocket is
+// one request that ends when the tunnel does.
 func isUpgrade(h http.Header) bool {
-	return len(h["Upgrade"]) > 0 && httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
+	up := h["Upgrade"]
+	return len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket") &&
+		httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
 }
 
 // dropRequest are the request headers the backend never gets as the client
 // sent them: hop-by-hop headers (RFC 9110 7.6.1; also those the Connection
 // header names), the body framing (the client's transport sets its own),
 // Expect (the server, proxy/front or net/http's, answered the client's
-// 100-continue when the body was first read), and the client's forwarding claims, which at the
-// edge are only claims (see also forwardingClaim).
+// 100-continue when the body was first read), HTTP2-Settings (it belongs
+// to an Upgrade: h2c, never forwarded: see isUpgrade), and the client's
+// forwarding claims, which at the edge are only claims (see also
+// forwardingClaim).
 var dropRequest = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
 	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	"Content-Length": true, "Host": true, "Expect": true,
+	"Content-Length": true, "Host": true, "Expect": true, "Http2-Settings": true,
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
 	"X-Real-Ip": true, headerClientCert: true, headerClientCertSubject: true, headerClientCertSHA256: true,
 }
