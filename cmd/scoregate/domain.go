@@ -41,21 +41,23 @@ func domainFlags(c *domainConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("domain", flag.ContinueOnError)
 	fs.StringVar(&c.label, "leaf-domain-label", "", "the `label` the name starts with, as Azure ML's leaf_domain_label: letters, digits and hyphens, at most 57")
 	fs.StringVar(&c.region, "region", "", "the Azure `region` the service runs in, such as westeurope")
-	fs.StringVar(&c.storage, "storage", "/var/lib/scoregate", "`directory` to keep the name in: serve's --storage, which every instance shares")
+	fs.StringVar(&c.storage, "storage", "", "`directory` to keep the name in, so that later runs print it again (required: domain picks no directory on its own)")
 	fs.BoolVar(&c.overwrite, "overwrite-existing-domain", false, "draw a new random suffix and replace the stored name (then update the DNS label)")
 	fs.BoolVar(&c.allowUnknown, "allow-unknown-region", false, "accept a --region that is not in scoregate's list of Azure regions (a region newer than the list)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object instead of the text")
 	return fs
 }
 
-const domainUsage = `Usage: scoregate domain --leaf-domain-label L --region R [--storage DIR] [--overwrite-existing-domain] [--allow-unknown-region] [--json]
+const domainUsage = `Usage: scoregate domain --leaf-domain-label L --region R --storage DIR [--overwrite-existing-domain] [--allow-unknown-region] [--json]
 
-Draws the name that serve --acme --leaf-domain-label L --region R serves,
+Draws the name Azure ML's leaf_domain_label L gives in region R,
 L + 6 random characters + .R.cloudapp.azure.com, or reads the one already in
---storage, and keeps it there exactly as serve does. Run it before the deploy:
-it prints the name alone on the first line, then where the name goes, so that
-DNS resolves before serve orders the certificate. Run again, it prints the same
-name; --overwrite-existing-domain draws a new one.
+--storage, and keeps it there exactly as serve --leaf-domain-label does. Run it
+before the deploy: it prints the name alone on the first line, then where the
+name goes, so that DNS resolves before serve orders the certificate, then the
+serve line with the name itself (--ssl-cname), so that every instance orders
+exactly this name whatever its own --storage holds. Run again, it prints the
+same name; --overwrite-existing-domain draws a new one.
 
 Flags (each also read from SCOREGATE_<FLAG_IN_UPPER_SNAKE>; a flag wins):
 `
@@ -82,13 +84,19 @@ func runDomain(args []string, getenv func(string) (string, bool), stdout, stderr
 		return err
 	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"leaf-domain-label", c.label}, {"region", c.region}} {
+	for _, f := range []struct{ name, v string }{{"leaf-domain-label", c.label}, {"region", c.region}, {"storage", c.storage}} {
 		if f.v == "" {
 			missing = append(missing, "--"+f.name)
 		}
 	}
 	if len(missing) > 0 {
-		return usagef("domain: %s required", strings.Join(missing, ", "))
+		why := ""
+		if c.storage == "" {
+			// It once defaulted to serve's /var/lib/scoregate, and so
+			// wrote that directory on a workstation without a word.
+			why = "; --storage is the directory that keeps the drawn name, so that a later run prints the same one, and domain picks none on its own"
+		}
+		return usagef("domain: %s required%s", strings.Join(missing, ", "), why)
 	}
 	opts := certs.LeafDomainOptions{AllowUnknownRegion: c.allowUnknown}
 	if c.overwrite {
@@ -98,7 +106,7 @@ func runDomain(args []string, getenv func(string) (string, bool), stdout, stderr
 	if err != nil {
 		return leafDomainError(err)
 	}
-	serve := serveLeafCommand(d, c.storage, c.allowUnknown)
+	serve := serveLeafCommand(d.Name, c.storage)
 	if c.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -133,7 +141,7 @@ func runDomain(args []string, getenv func(string) (string, bool), stdout, stderr
 	for _, line := range leafDNSHelp(d.Name) {
 		fmt.Fprintln(stdout, line)
 	}
-	fmt.Fprintf(stdout, "\nThen serve it, with your other flags (every instance sharing --storage serves this name):\n  %s\n", serve)
+	fmt.Fprintf(stdout, "\nThen serve it, with your other flags (the name is on the line, so every instance orders this name whatever its --storage holds; instances that share a --storage order it once):\n  %s\n", serve)
 	return nil
 }
 
@@ -148,6 +156,8 @@ func leafDNSHelp(fqdn string) []string {
 	return []string{
 		fmt.Sprintf("AKS: annotate the scoring Service with %s: %s; Azure then publishes %s for its public IP itself (no DNS record to make)",
 			aksDNSLabelAnnotation, dnsLabel, fqdn),
+		fmt.Sprintf("AKS with deploy/aks/overlays/acme: put the name in its kustomization.yaml, configMapGenerator scoregate-name, literal cname=%s; that one value feeds both the DaemonSet's SCOREGATE_SSL_CNAME and the Service's azure-dns-label-name annotation",
+			fqdn),
 		fmt.Sprintf("Another public IP (a VM, a load balancer): set its DNS name label, az network public-ip update --resource-group RG --name IP --dns-name %s",
 			dnsLabel),
 		fmt.Sprintf("ACI: leaf_domain_label names are for public IPs (AKS); a container group's own name is %s (az container show --query ipAddress.fqdn): serve that with --acme --ssl-cname instead of --leaf-domain-label",
@@ -160,13 +170,13 @@ func aciName(dnsNameLabel, region string) string {
 	return dnsNameLabel + "." + region + "." + aciParent
 }
 
-// serveLeafCommand is the serve command line that serves d from storage.
-func serveLeafCommand(d certs.LeafDomain, storage string, allowUnknown bool) string {
-	cmd := fmt.Sprintf("scoregate serve --acme --leaf-domain-label %s --region %s --storage %s", d.Label, d.Region, shellQuote(storage))
-	if allowUnknown {
-		cmd += " --allow-unknown-region"
-	}
-	return cmd
+// serveLeafCommand is the serve command line for the drawn name fqdn. It
+// gives the name itself as --ssl-cname, not --leaf-domain-label: a pod
+// starting on a fresh volume (AKS's Azure Files) would otherwise draw a
+// name of its own, which the DNS label published for the first one does
+// not resolve. storage is domain's --storage, which serve may share.
+func serveLeafCommand(fqdn, storage string) string {
+	return fmt.Sprintf("scoregate serve --acme --ssl-cname %s --storage %s --listen :443 --http-listen :80", fqdn, shellQuote(storage))
 }
 
 // leafDomainError turns an error from certs.LeafDomainName into one line

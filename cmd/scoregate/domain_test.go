@@ -72,9 +72,13 @@ func TestDomainSaysWhereTheNameGoes(t *testing.T) {
 	for _, want := range []string{
 		"AKS: annotate the scoring Service with service.beta.kubernetes.io/azure-dns-label-name: " + dnsLabel + ";",
 		"--dns-name " + dnsLabel + "\n",
+		"\nAKS with deploy/aks/overlays/acme: put the name in its kustomization.yaml, configMapGenerator scoregate-name, literal cname=" + name + ";",
 		"ACI: leaf_domain_label names are for public IPs (AKS); a container group's own name is <dnsNameLabel>.westeurope.azurecontainer.io",
 		"--acme --ssl-cname",
-		"\n  scoregate serve --acme --leaf-domain-label model --region westeurope --storage " + storage + "\n",
+		// The name itself, not --leaf-domain-label: a pod on a fresh
+		// storage would draw another name (TestDomainThenServeOnFreshStorage
+		// runs this line).
+		"\n  scoregate serve --acme --ssl-cname " + name + " --storage " + storage + " --listen :443 --http-listen :80\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout does not say %q:\n%s", want, stdout)
@@ -102,7 +106,7 @@ func TestDomainJSON(t *testing.T) {
 		Drawn:         true,
 		AKSAnnotation: map[string]string{"service.beta.kubernetes.io/azure-dns-label-name": "model" + got.Suffix},
 		ACINameHint:   "<dnsNameLabel>.westeurope.azurecontainer.io",
-		Serve:         "scoregate serve --acme --leaf-domain-label model --region westeurope --storage " + storage,
+		Serve:         "scoregate serve --acme --ssl-cname model" + got.Suffix + ".westeurope.cloudapp.azure.com --storage " + storage + " --listen :443 --http-listen :80",
 	}
 	if len(got.Suffix) != 6 || !jsonEqual(t, got, want) {
 		t.Errorf("--json = %+v\nwant %+v", got, want)
@@ -130,11 +134,14 @@ func jsonEqual(t *testing.T, a, b any) bool {
 func TestDomainAllowUnknownRegion(t *testing.T) {
 	storage := t.TempDir()
 	stdout, _ := runDomainOK(t, domainArgs(storage, "model", "newregion1", "--allow-unknown-region")...)
-	if name := firstLine(stdout); !regexp.MustCompile(`^model[a-z0-9]{6}\.newregion1\.cloudapp\.azure\.com$`).MatchString(name) {
+	name := firstLine(stdout)
+	if !regexp.MustCompile(`^model[a-z0-9]{6}\.newregion1\.cloudapp\.azure\.com$`).MatchString(name) {
 		t.Errorf("first line %q, want model??????.newregion1.cloudapp.azure.com", name)
 	}
-	if !strings.Contains(stdout, "--region newregion1 --storage "+storage+" --allow-unknown-region\n") {
-		t.Errorf("the serve line does not carry --allow-unknown-region:\n%s", stdout)
+	// serve checks no region for an --ssl-cname, so the line needs no
+	// --allow-unknown-region.
+	if want := "\n  scoregate serve --acme --ssl-cname " + name + " --storage " + storage + " --listen :443 --http-listen :80\n"; !strings.Contains(stdout, want) {
+		t.Errorf("stdout does not carry the serve line %q:\n%s", want, stdout)
 	}
 }
 
@@ -152,8 +159,12 @@ func TestDomainErrors(t *testing.T) {
 		args       []string
 		wantStderr []string
 	}{
-		{"no flags", []string{"domain"}, []string{"scoregate: domain: --leaf-domain-label, --region required\n"}},
-		{"no region", []string{"domain", "--leaf-domain-label", "model"}, []string{"scoregate: domain: --region required\n"}},
+		{"no flags", []string{"domain"}, []string{"scoregate: domain: --leaf-domain-label, --region, --storage required; --storage is the directory that keeps the drawn name,"}},
+		{"no region", []string{"domain", "--leaf-domain-label", "model", "--storage", fresh}, []string{"scoregate: domain: --region required\n"}},
+		// No default: it once wrote /var/lib/scoregate on the workstation.
+		{"no storage", []string{"domain", "--leaf-domain-label", "model", "--region", "westeurope"}, []string{
+			"scoregate: domain: --storage required; --storage is the directory that keeps the drawn name, so that a later run prints the same one, and domain picks none on its own\n",
+		}},
 		{"misspelt region", domainArgs(fresh, "model", "westeurop"), []string{
 			`scoregate: --region: unknown Azure region "westeurop"; did you mean "westeurope"? (a region newer than scoregate's list needs --allow-unknown-region)` + "\n",
 		}},
@@ -167,7 +178,7 @@ func TestDomainErrors(t *testing.T) {
 		{"storage under a regular file", domainArgs(filepath.Join(file, "storage"), "model", "westeurope"), []string{
 			`scoregate: --storage "` + filepath.Join(file, "storage") + `": `, "not a directory",
 		}},
-		{"empty storage", domainArgs("", "model", "westeurope"), []string{"scoregate: --storage: required\n"}},
+		{"empty storage", domainArgs("", "model", "westeurope"), []string{"scoregate: domain: --storage required; "}},
 		{"extra argument", append(domainArgs(fresh, "model", "westeurope"), "extra"), []string{`scoregate: domain: unexpected argument "extra"` + "\n"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,6 +202,7 @@ func TestLeafDNSHelp(t *testing.T) {
 	got := leafDNSHelp("modelabc123.eastus2.cloudapp.azure.com")
 	want := []string{
 		"AKS: annotate the scoring Service with service.beta.kubernetes.io/azure-dns-label-name: modelabc123; Azure then publishes modelabc123.eastus2.cloudapp.azure.com for its public IP itself (no DNS record to make)",
+		"AKS with deploy/aks/overlays/acme: put the name in its kustomization.yaml, configMapGenerator scoregate-name, literal cname=modelabc123.eastus2.cloudapp.azure.com; that one value feeds both the DaemonSet's SCOREGATE_SSL_CNAME and the Service's azure-dns-label-name annotation",
 		"Another public IP (a VM, a load balancer): set its DNS name label, az network public-ip update --resource-group RG --name IP --dns-name modelabc123",
 		"ACI: leaf_domain_label names are for public IPs (AKS); a container group's own name is <dnsNameLabel>.eastus2.azurecontainer.io (az container show --query ipAddress.fqdn): serve that with --acme --ssl-cname instead of --leaf-domain-label",
 	}
