@@ -143,7 +143,7 @@ var (
 // Te: trailers and an upgrade's Connection and Upgrade if in asked for
 // them, X-Forwarded-For, -Host and -Proto from in itself, the client
 // certificate's X-Client-Cert-Subject and X-Client-Cert-Sha256 when the
-// TLS handshake verified one, and scoregate's request ids. The client's
+// TLS handshake verified one, and the request ids (setOut). The client's
 // own forwarding claims (dropRequest, forwardingClaim) never pass. With
 // auth keys on, Authorization stays behind: the key is scoregate's. dst
 // must be empty.
@@ -182,7 +182,7 @@ func (p *Proxy) outHeader(dst http.Header, in *http.Request, st *reqState) {
 	} else {
 		dst["X-Forwarded-Proto"] = valueHTTP
 	}
-	st.ids.set(dst)
+	st.ids.setOut(dst)
 }
 
 // certSubject is the X-Client-Cert-Subject of a verified client

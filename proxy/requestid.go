@@ -30,6 +30,9 @@ type requestIDs struct {
 	msID     string // x-ms-request-id: see readRequestIDs
 	clientID string // x-ms-client-request-id, or ""
 
+	// What the client sent of the two legacy ids (setOut).
+	sentMSID, sentClientID bool
+
 	// vals backs the header values that set stores, so that setting the
 	// ids on the backend request and on the response allocates nothing.
 	// Neither net/http nor ReverseProxy modifies header values in place.
@@ -79,6 +82,8 @@ func readRequestIDs(h http.Header) (ids requestIDs, status int, msg string) {
 		}
 	}
 	ids.msID, ids.clientID = legacy, client
+	ids.sentMSID = status == 0 && first(h, headerMSRequestID) != ""
+	ids.sentClientID = status == 0 && first(h, headerClientRequestID) != ""
 	ids.vals = [3]string{ids.id, ids.msID, ids.clientID}
 	return ids, status, msg
 }
@@ -91,6 +96,26 @@ func (ids *requestIDs) set(h http.Header) {
 	h[headerRequestID] = ids.vals[0:1:1]
 	h[headerMSRequestID] = ids.vals[1:2:2]
 	if ids.clientID != "" {
+		h[headerClientRequestID] = ids.vals[2:3:3]
+	} else {
+		delete(h, headerClientRequestID)
+	}
+}
+
+// setOut writes the ids the backend gets into h: x-request-id always, and
+// x-ms-request-id and x-ms-client-request-id only as the client sent them.
+// The inference server derives the rest from these exactly as
+// readRequestIDs does, so it logs and answers the same ids that scoregate
+// echoes; an x-ms-request-id scoregate made up would instead make it log a
+// deprecation warning for every request, for a header no client used.
+func (ids *requestIDs) setOut(h http.Header) {
+	h[headerRequestID] = ids.vals[0:1:1]
+	if ids.sentMSID {
+		h[headerMSRequestID] = ids.vals[1:2:2]
+	} else {
+		delete(h, headerMSRequestID) // an empty one, say
+	}
+	if ids.sentClientID {
 		h[headerClientRequestID] = ids.vals[2:3:3]
 	} else {
 		delete(h, headerClientRequestID)
