@@ -18,8 +18,8 @@ const (
 	keyStatus           = "status"
 	keyBytesIn          = "bytes_in"
 	keyBytesOut         = "bytes_out"
-	keyDuration         = "duration"
-	keyUpstreamDuration = "upstream_duration"
+	keyDuration         = "duration_ms"          // float milliseconds, arrival to end of response
+	keyUpstreamDuration = "upstream_duration_ms" // float milliseconds, the wait for the backend's response headers
 	keyRequestID        = "request_id"
 	keyTLSVersion       = "tls_version"
 	keyTLSResumed       = "tls_resumed"
@@ -109,9 +109,9 @@ func (p *Proxy) logAccess(st *reqState, r *http.Request, total time.Duration) {
 		Int(keyStatus, st.rec.status).
 		Int64(keyBytesIn, st.body.n.Load()).
 		Int64(keyBytesOut, st.rec.bytes).
-		Dur(keyDuration, total)
+		Float64(keyDuration, milliseconds(total))
 	if st.upstream > 0 {
-		e.Dur(keyUpstreamDuration, st.upstream)
+		e.Float64(keyUpstreamDuration, milliseconds(st.upstream))
 	}
 	e.Str(keyRequestID, st.ids.id)
 	if r.TLS != nil {
@@ -123,6 +123,11 @@ func (p *Proxy) logAccess(st *reqState, r *http.Request, total time.Duration) {
 	}
 	e.Msg(msgAccess)
 }
+
+// milliseconds is d in float milliseconds, the unit the access log's
+// duration fields name. It does not depend on zerolog's global
+// DurationFieldUnit, which Dur would.
+func milliseconds(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // stdLogWriter turns the few lines ReverseProxy logs through its ErrorLog
 // (such as a backend read error while copying a response) into zerolog
