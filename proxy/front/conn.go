@@ -153,7 +153,11 @@ func (c *conn) awaitRequest(d time.Duration) bool {
 // serveRequest reads one request, runs the handler and finishes the
 // response; false if the connection must end.
 func (c *conn) serveRequest() (keep bool) {
-	c.in.startHeader(c.s.maxHeaderBytes(), c.br)
+	if err := c.in.startHeader(c.s.maxHeaderBytes(), c.br); err != nil {
+		c.s.connState(c.raw, http.StateActive)
+		c.refuse(err)
+		return false
+	}
 	// The read-header timeout runs from the request's first byte. It is
 	// lifted only when the body needs a read from the connection (reader
 	// does): a request whose body came with its header, the common case,
@@ -161,6 +165,11 @@ func (c *conn) serveRequest() (keep bool) {
 	setDeadline(c.tc.SetReadDeadline, c.s.srv.ReadHeaderTimeout)
 	c.in.armed = c.s.srv.ReadHeaderTimeout > 0
 	req, err := http.ReadRequest(c.br)
+	if err == nil && c.in.err != nil {
+		// A check failed on bytes that ReadRequest had read already:
+		// the request's own error, whatever ReadRequest made of it.
+		err = c.in.err
+	}
 	if err == nil {
 		err = c.in.check(req)
 	}

@@ -415,3 +415,44 @@ func TestShutdownLeavesHijacked(t *testing.T) {
 		t.Fatalf("Shutdown = %v with only a hijacked connection open", err)
 	}
 }
+
+// TestPipelinedFraming: the strict framing holds for every request of a
+// connection: a bare LF, a bare CR or obsolete line folding in the second
+// of two requests sent in one write (so that its bytes are in the read
+// buffer before it is parsed) is 400 and closes, as in the first.
+func TestPipelinedFraming(t *testing.T) {
+	var ran atomic.Int32
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran.Add(1)
+		echo(w, r)
+	}), nil)
+	first := request("GET", "/first", "")
+	for _, tt := range []struct{ name, second string }{
+		{"bare LF ending the request line", "GET /second HTTP/1.1\nHost: " + testName + "\r\n\r\n"},
+		{"bare LF ending a field line", request("GET", "/second", "X-A: a\n")},
+		{"bare LF ending the header", "GET /second HTTP/1.1\r\nHost: " + testName + "\r\n\n"},
+		{"bare CR in a field line", request("GET", "/second", "X-A: a\rb\r\n")},
+		{"obs-fold", request("GET", "/second", "X-A: a\r\n b\r\n")},
+		{"obs-fold with a tab", request("GET", "/second", "X-A: a\r\n\tb\r\n")},
+		{"after a body", request("POST", "/second", "Content-Length: 3\r\n") + "abc" + request("GET", "/third", "X-A: a\r\n b\r\n")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ran.Store(0)
+			ex := rawExchange(t, ts.addr, first+tt.second, -1)
+			var got []int
+			for _, resp := range ex.resps {
+				got = append(got, resp.StatusCode)
+			}
+			want := []int{200, 400}
+			if strings.HasPrefix(tt.name, "after a body") {
+				want = []int{200, 200, 400}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || !ex.closed {
+				t.Fatalf("statuses %v, closed %v (%v); want %v, then closed", got, ex.closed, ex.err, want)
+			}
+			if n := int(ran.Load()); n != len(want)-1 {
+				t.Errorf("the handler ran %d times, want %d", n, len(want)-1)
+			}
+		})
+	}
+}

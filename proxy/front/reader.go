@@ -61,13 +61,16 @@ var (
 )
 
 // startHeader resets the checks for a new request, the bytes br already
-// holds being its first.
-func (r *reader) startHeader(limit int, br *bufio.Reader) {
+// holds being its first, and returns what they fail, if anything. Those
+// bytes (a pipelined request, read with the one before) never pass
+// through Read again: http.ReadRequest takes them from br's buffer.
+func (r *reader) startHeader(limit int, br *bufio.Reader) error {
 	*r = reader{c: r.c, first: r.first, pending: r.pending, inHeader: true, remain: limit + 4096}
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
-		r.scan(b)
+		return r.scan(b)
 	}
+	return nil
 }
 
 func (r *reader) Read(p []byte) (int, error) {
