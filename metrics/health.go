@@ -27,12 +27,17 @@ type ReloadInfo struct {
 }
 
 // BackendInfo is one replica and the outcome of its last health check
-// (GET /).
+// (GET /, or the service's health URL).
 type BackendInfo struct {
-	Service     string    `json:"service,omitempty"` // the service's name; "default" for the unnamed one
-	URL         string    `json:"url"`               // the configured target
-	Address     string    `json:"address,omitempty"` // the address dialed: the target's, or one it resolved to
-	Ready       bool      `json:"ready"`
+	Service string `json:"service,omitempty"` // the service's name; "default" for the unnamed one
+	URL     string `json:"url"`               // the configured target
+	Address string `json:"address,omitempty"` // the address dialed: the target's, or one it resolved to
+	Ready   bool   `json:"ready"`
+	// Busy is set, with Ready, when the check timed out while the replica
+	// was working (requests outstanding, or one answered since the check
+	// before): a one-worker model server cannot answer its health check
+	// while it scores. Error then says what timed out.
+	Busy        bool      `json:"busy,omitempty"`
 	Status      int       `json:"status,omitempty"` // the backend's HTTP status, if it answered
 	Error       string    `json:"error,omitempty"`
 	CheckedAt   time.Time `json:"checked_at,omitzero"`

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -16,37 +18,67 @@ const maxProbeTimeout = 5 * time.Second
 
 // probe asks rep GET / (where the Azure ML inference server answers
 // "Healthy" once the model's init() is done) over the connections requests
-// use, and returns the outcome.
-func (p *Proxy) probe(ctx context.Context, rep *replica) metrics.BackendInfo {
-	info := metrics.BackendInfo{URL: rep.origin.Redacted(), Address: rep.addr, Service: rep.svc.label}
-	u := *rep.origin
-	u.Path, u.RawPath, u.RawQuery = "/", "", ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+// use, or the service's health URL over connections of its own, and
+// returns the outcome; timedOut reports a check that got no answer (or no
+// connection slot) before ctx's deadline, which setCheck may count as
+// busy.
+func (p *Proxy) probe(ctx context.Context, rep *replica) (info metrics.BackendInfo, timedOut bool) {
+	info = metrics.BackendInfo{URL: rep.origin.Redacted(), Address: rep.addr, Service: rep.svc.label}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rep.probeURL, nil)
 	if err == nil {
 		req.Header.Set("User-Agent", "scoregate-probe")
 		var resp *http.Response
-		if resp, err = p.replicaRoundTrip(rep, req); err == nil {
+		if rep.probeTr != nil {
+			resp, err = rep.probeTr.RoundTrip(req)
+		} else {
+			resp, err = p.replicaRoundTrip(rep, req)
+		}
+		if err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
 			resp.Body.Close()
 			info.Status = resp.StatusCode
 			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				err = fmt.Errorf("GET / answered %s", resp.Status)
+				err = fmt.Errorf("GET %s answered %s", req.URL.RequestURI(), resp.Status)
 			}
 		}
 	}
 	info.Ready, info.CheckedAt = err == nil, time.Now()
 	if err != nil {
+		if timedOut = probeTimedOut(err); timedOut {
+			err = fmt.Errorf("GET %s: no answer within the check's %v", req.URL.RequestURI(), p.probeTimeout())
+		}
 		info.Error = err.Error()
 	}
-	return info
+	return info, timedOut
 }
 
+// probeTimedOut reports whether a check failed for want of an answer in
+// time, rather than because the replica refused it: the context's deadline
+// or a timeout after the connection was made. A connection that could not
+// be made is down, even when that took until the deadline: a busy server's
+// kernel still accepts connections.
+func probeTimedOut(err error) bool {
+	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	ne := net.Error(nil)
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// probeTimeout is how long one health check may take.
+func (p *Proxy) probeTimeout() time.Duration { return min(p.probeInterval, maxProbeTimeout) }
+
 // Run keeps the services current until ctx is done: it checks every
-// replica's health (GET /) at once and then every Config.ProbeInterval,
-// and resolves the targets given by name every Config.ResolveInterval. A
-// replica failing its check takes no requests (unless every replica of its
-// service fails), and an ejected one returns when it passes. Run logs each
-// change. The caller owns the goroutine that runs it.
+// replica's health (GET /, or the service's health URL) at once and then
+// every Config.ProbeInterval, and resolves the targets given by name every
+// Config.ResolveInterval. A replica failing its check takes no requests
+// (unless every replica of its service fails), and an ejected one returns
+// when it passes. A check that times out while the replica is working is
+// busy, not failed (see pool.setCheck). Run logs each change. The caller
+// owns the goroutine that runs it.
 func (p *Proxy) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, s := range p.all {
@@ -79,18 +111,25 @@ func (s *service) checkLoop(ctx context.Context) {
 		var wg sync.WaitGroup
 		for _, rep := range s.pool.snapshot() {
 			wg.Go(func() {
-				pctx, cancel := context.WithTimeout(ctx, min(p.probeInterval, maxProbeTimeout))
-				info := p.probe(pctx, rep)
+				pctx, cancel := context.WithTimeout(ctx, p.probeTimeout())
+				info, timedOut := p.probe(pctx, rep)
 				cancel()
 				if ctx.Err() != nil {
 					return
 				}
-				if s.pool.setCheck(rep, info) {
+				info, readyChanged, busyChanged := s.pool.setCheck(rep, info, timedOut)
+				switch {
+				case readyChanged:
 					ev := p.log.Info()
 					if !info.Ready {
 						ev = p.log.Warn().Str("error", info.Error)
 					}
 					ev.Bool("ready", info.Ready).Str(keyService, s.label).Str(keyReplica, rep.addr).Str("backend", info.URL).Msg("backend health changed")
+				case busyChanged:
+					// A one-worker model is busy with every long
+					// request: not worth a line at info.
+					p.log.Debug().Bool("busy", info.Busy).Str(keyService, s.label).Str(keyReplica, rep.addr).Str("error", info.Error).
+						Msg("replica busy or not: a health check that times out while the replica works leaves it in rotation")
 				}
 			})
 		}
@@ -117,8 +156,13 @@ func (p *Proxy) ready() bool {
 
 // Health returns each service's replicas and their last checks, the
 // default service first: a service is ready when at least one replica
-// answered its last check. Before its first check a replica has no
-// CheckedAt.
+// answered its last check or is busy. A replica is busy (Ready and Busy)
+// when its check timed out while it was working: it had requests
+// outstanding, or answered one since the check before, and it answered
+// something within Config.UpstreamTimeout. A one-worker model server
+// answers nothing else while it scores. A timeout while the replica is
+// idle, a connection that cannot be made, and an answer other than 2xx
+// are down. Before its first check a replica has no CheckedAt.
 func (p *Proxy) Health() []metrics.ServiceInfo {
 	out := make([]metrics.ServiceInfo, 0, len(p.all))
 	for _, s := range p.all {

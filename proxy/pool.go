@@ -27,12 +27,24 @@ type replica struct {
 	h1     *h1.Transport   // a plain-HTTP replica's connections; nil for https
 	tr     *http.Transport // https, and protocol upgrades; dials addr whatever the URL says
 
+	// The health check's own connections when the service has a health
+	// URL (on another port); nil: the check goes over tr or h1, as
+	// requests do.
+	probeTr  *http.Transport
+	probeURL string // what the check asks
+
 	// Guarded by the pool's mu.
 	outstanding int  // requests admitted to it and not yet done
 	fails       int  // connection failures in a row
 	ejected     bool // taken out after ejectAfter failures; back when a check passes
 	gone        bool // no longer resolved: drained, then closed
 	check       metrics.BackendInfo
+	// For the busy rule (setCheck): requests answered so far, that count
+	// at the last check, and when the replica last answered anything (a
+	// request, or a check that passed); zero before its first answer.
+	answered        uint64
+	answeredAtCheck uint64
+	lastAnswer      time.Time
 }
 
 // usableLocked reports whether the replica takes requests: not ejected,
@@ -48,6 +60,9 @@ func (r *replica) close() {
 		r.h1.Close()
 	}
 	r.tr.CloseIdleConnections()
+	if r.probeTr != nil {
+		r.probeTr.CloseIdleConnections()
+	}
 }
 
 // errAdmission is a request refused by the admission queue; reason is a
@@ -70,7 +85,11 @@ type pool struct {
 	maxPer   int
 	maxQueue int
 	maxWait  time.Duration
-	m        *metrics.Metrics
+	// busyFor is how long after its last answer a replica whose check
+	// times out may still count as busy rather than down (see setCheck):
+	// the upstream timeout, the longest a request may wait for an answer.
+	busyFor time.Duration
+	m       *metrics.Metrics
 
 	mu       sync.Mutex
 	replicas []*replica          // the current ones, not gone
@@ -182,6 +201,8 @@ func (p *pool) release(r *replica, o outcome) {
 	switch o {
 	case outcomeAnswered:
 		r.fails = 0
+		r.answered++
+		r.lastAnswer = time.Now()
 	case outcomeConnFailed:
 		r.fails++
 		if r.fails >= ejectAfter && !r.ejected {
@@ -349,15 +370,38 @@ func (p *pool) snapshot() []*replica {
 	return append([]*replica(nil), p.replicas...)
 }
 
-// setCheck records the result of r's active health check. A replica that
-// passes comes back into rotation if it was ejected.
-func (p *pool) setCheck(r *replica, info metrics.BackendInfo) (changed bool) {
+// setCheck records the result of r's active health check, and returns it
+// as recorded and whether r's readiness (or, apart, its busy state)
+// changed. A replica that passes comes
+// back into rotation if it was ejected.
+//
+// A check that timed out (timedOut: no answer, or no connection slot,
+// within the check's time) counts as busy, not down, when the replica is
+// working: it has requests outstanding, or answered one since the check
+// before, and it answered something (a request or a check) within busyFor.
+// A one-worker model server (gunicorn's sync worker, Azure ML's default
+// WORKER_COUNT=1) answers nothing else while it scores, its health check
+// included. A busy replica stays in rotation and ready (info.Busy); it is
+// not brought back from ejection. Any other failure, and a timeout while
+// the replica is idle or has answered nothing for longer than busyFor, is
+// down.
+func (p *pool) setCheck(r *replica, info metrics.BackendInfo, timedOut bool) (rec metrics.BackendInfo, readyChanged, busyChanged bool) {
+	now := time.Now()
 	p.mu.Lock()
 	before := r.usableLocked()
-	wasReady, wasChecked := r.check.Ready, !r.check.CheckedAt.IsZero()
+	wasReady, wasBusy, wasChecked := r.check.Ready, r.check.Busy, !r.check.CheckedAt.IsZero()
+	working := r.outstanding > 0 || r.answered != r.answeredAtCheck
+	recent := !r.lastAnswer.IsZero() && now.Sub(r.lastAnswer) <= p.busyFor
+	if !info.Ready && timedOut && working && recent {
+		info.Ready, info.Busy = true, true
+	}
+	r.answeredAtCheck = r.answered
 	r.check = info
-	if info.Ready && r.ejected {
-		r.ejected, r.fails = false, 0
+	if info.Ready && !info.Busy {
+		r.lastAnswer = now
+		if r.ejected {
+			r.ejected, r.fails = false, 0
+		}
 	}
 	p.recountLocked()
 	if before != r.usableLocked() {
@@ -367,7 +411,7 @@ func (p *pool) setCheck(r *replica, info metrics.BackendInfo) (changed bool) {
 	}
 	p.mu.Unlock()
 	p.reportReplicas()
-	return !wasChecked || wasReady != info.Ready
+	return info, !wasChecked || wasReady != info.Ready, wasBusy != info.Busy
 }
 
 // closeAll closes every replica's idle connections.

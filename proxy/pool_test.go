@@ -454,11 +454,11 @@ func TestPoolEjectAfterConnFailures(t *testing.T) {
 		u.release(r, outcomeAnswered)
 	}
 	// A check that fails keeps it out; one that passes brings it back.
-	u.setCheck(a, metrics.BackendInfo{Ready: false, CheckedAt: time.Now()})
+	u.setCheck(a, metrics.BackendInfo{Ready: false, CheckedAt: time.Now()}, false)
 	if !u.ejected(a) {
 		t.Fatal("A back in rotation after a failed check")
 	}
-	u.setCheck(a, metrics.BackendInfo{Ready: true, CheckedAt: time.Now()})
+	u.setCheck(a, metrics.BackendInfo{Ready: true, CheckedAt: time.Now()}, false)
 	if u.ejected(a) {
 		t.Fatal("A still ejected after a passed check")
 	}
@@ -481,7 +481,7 @@ func TestPoolFailOpen(t *testing.T) {
 		}
 	}
 	failCheck := func(u *unitPool, r *replica) {
-		u.setCheck(r, metrics.BackendInfo{Ready: false, CheckedAt: time.Now(), Error: "GET / answered 503"})
+		u.setCheck(r, metrics.BackendInfo{Ready: false, CheckedAt: time.Now(), Error: "GET / answered 503"}, false)
 	}
 	for _, tt := range []struct {
 		name          string
@@ -514,13 +514,13 @@ func TestPoolFailOpen(t *testing.T) {
 func TestPoolFailOpenServesQueue(t *testing.T) {
 	u := newUnitPool(t, 1, 8, 2*time.Second, addrA, addrB)
 	a, b := u.rep(t, addrA), u.rep(t, addrB)
-	u.setCheck(b, metrics.BackendInfo{Ready: false, CheckedAt: time.Now()})
+	u.setCheck(b, metrics.BackendInfo{Ready: false, CheckedAt: time.Now()}, false)
 	held := u.take(t, nil)
 	if held != a {
 		t.Fatalf("with B failing its check, the request went to %s, want %s", held.addr, addrA)
 	}
 	w := u.enqueue(t, t.Context(), nil) // B is free, but out of rotation
-	u.setCheck(a, metrics.BackendInfo{Ready: false, CheckedAt: time.Now()})
+	u.setCheck(a, metrics.BackendInfo{Ready: false, CheckedAt: time.Now()}, false)
 	// Now no replica is usable: B, free, is a candidate.
 	got := receive(t, w, "the waiter")
 	if got.err != nil || got.r != b {

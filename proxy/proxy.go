@@ -170,9 +170,25 @@ type Config struct {
 	// backend are kept for reuse. If zero, 256.
 	MaxIdleConns int
 
-	// ProbeInterval is how often Run asks each replica GET /, the
-	// active health check. If zero, 5s.
+	// ProbeInterval is how often Run asks each replica GET / (or its
+	// service's health URL), the active health check; one check may take
+	// as long, at most 5s. A check that times out while the replica is
+	// working counts as busy, not down (see Health). If zero, 5s.
 	ProbeInterval time.Duration
+
+	// HealthURL, if not nil, is what the default service's health check
+	// asks instead of GET / on each replica's own port: the URL's scheme,
+	// port, path and query, at each replica's address (a replica is an
+	// address, and a target given by name stands for several). Its host
+	// must be empty (http://:5000/) or the host of one of Backends. With
+	// SEPERATE_HEALTH_ENDPOINT=true the Azure ML inference server also
+	// listens on HEALTH_PORT (5000 by default), served by the same gunicorn
+	// workers as its scoring port.
+	HealthURL *url.URL
+
+	// ServiceHealthURLs are HealthURL for Services, by name. A service
+	// without one is asked GET / on its replicas' own port.
+	ServiceHealthURLs map[string]*url.URL
 
 	// Auth, if not nil, requires every request to carry
 	// "Authorization: Bearer <key>" with one of its keys; others get 401.
@@ -313,6 +329,14 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 			return nil, err
 		}
 		p.all = append(p.all, p.dflt)
+	}
+	if cfg.HealthURL != nil && len(backends) == 0 {
+		return nil, errors.New("proxy: HealthURL is for Backends, and there are none")
+	}
+	for name := range cfg.ServiceHealthURLs {
+		if _, ok := cfg.Services[name]; !ok {
+			return nil, fmt.Errorf("proxy: ServiceHealthURLs[%q]: no such service in Services", name)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
 		if !validServiceName(name) {

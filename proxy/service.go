@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,9 +33,10 @@ type service struct {
 	label   string     // name, or DefaultServiceLabel
 	targets []*url.URL // as configured; one scheme and one path among them
 	https   bool
-	prefix  string // the targets' path, prefixed to every request path; "" or "/" for none
-	direct  bool   // plain HTTP and no prefix: the direct path serves it (forward.go)
-	named   bool   // some target is a DNS name, to be re-resolved
+	prefix  string   // the targets' path, prefixed to every request path; "" or "/" for none
+	health  *url.URL // the health URL (its scheme, port, path, query); nil: GET / on the replica's port
+	direct  bool     // plain HTTP and no prefix: the direct path serves it (forward.go)
+	named   bool     // some target is a DNS name, to be re-resolved
 	// resolved is set after the first refresh, which runs in New; the
 	// others run on Run's goroutine, one at a time.
 	resolved bool
@@ -51,7 +53,8 @@ func (p *Proxy) newService(name string, targets []*url.URL, cfg *Config) (*servi
 		return nil, fmt.Errorf("proxy: service %q has no backend", label)
 	}
 	s := &service{px: p, name: name, label: label}
-	s.pool = pool{label: label, maxPer: cfg.MaxConcurrentPerReplica, maxQueue: cfg.MaxQueueLength, maxWait: cfg.MaxQueueWait, m: p.metrics}
+	s.pool = pool{label: label, maxPer: cfg.MaxConcurrentPerReplica, maxQueue: cfg.MaxQueueLength, maxWait: cfg.MaxQueueWait,
+		busyFor: cfg.UpstreamTimeout, m: p.metrics}
 	for i, u := range targets {
 		if err := checkBackend(u); err != nil {
 			return nil, err
@@ -69,7 +72,55 @@ func (p *Proxy) newService(name string, targets []*url.URL, cfg *Config) (*servi
 	s.https = first.Scheme == "https"
 	s.prefix = first.Path
 	s.direct = !s.https && (first.Path == "" || first.Path == "/") && first.RawQuery == ""
+	field, health := "HealthURL", cfg.HealthURL
+	if name != "" {
+		field, health = fmt.Sprintf("ServiceHealthURLs[%q]", name), cfg.ServiceHealthURLs[name]
+	}
+	if health != nil {
+		if err := checkHealthURL(health, s.targets); err != nil {
+			return nil, fmt.Errorf("proxy: %s %q: %w", field, health.Redacted(), err)
+		}
+		h := *health
+		if h.Path == "" {
+			h.Path = "/"
+		}
+		h.Fragment, h.RawFragment = "", ""
+		s.health = &h
+	}
 	return s, nil
+}
+
+// checkHealthURL checks a service's health URL. A replica is an address
+// (a target given by name stands for every address it resolves to), so the
+// check asks each replica at its own address: the URL gives the scheme,
+// port, path and query, and its host is either empty or the host of one of
+// the targets.
+func checkHealthURL(u *url.URL, targets []*url.URL) error {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("want an http:// or https:// URL")
+	}
+	if u.User != nil {
+		return fmt.Errorf("user information in a health URL is not sent; drop it")
+	}
+	if n, err := strconv.Atoi(portOf(u)); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1 to 65535", portOf(u))
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil
+	}
+	for _, t := range targets {
+		if strings.EqualFold(strings.TrimSuffix(t.Hostname(), "."), strings.TrimSuffix(host, ".")) {
+			return nil
+		}
+	}
+	return fmt.Errorf("host %q is none of the service's backends; each replica is asked at its own address, so give a backend's host or none (such as http://:5000/)", host)
+}
+
+// portOf is u's port, or its scheme's.
+func portOf(u *url.URL) string {
+	_, port, _ := net.SplitHostPort(hostPort(u))
+	return port
 }
 
 // hostPort is u's host with the scheme's port when it has none.
@@ -183,6 +234,10 @@ func (s *service) newReplica(addr string, t *url.URL) *replica {
 	if s.https && p.backendTLS != nil {
 		r.tr.TLSClientConfig = p.backendTLS.Clone()
 	}
+	r.probeURL = s.probeURL(t)
+	if s.health != nil {
+		r.probeTr = s.newProbeTransport(addr)
+	}
 	if !s.https {
 		// New fails only on a malformed address, which addr is not.
 		r.h1, _ = h1.New(h1.Config{
@@ -195,6 +250,43 @@ func (s *service) newReplica(addr string, t *url.URL) *replica {
 		})
 	}
 	return r
+}
+
+// probeURL is what the health check of a replica of target t asks: GET /
+// on the target, or the service's health URL with t's host.
+func (s *service) probeURL(t *url.URL) string {
+	if s.health == nil {
+		u := *t
+		u.Path, u.RawPath, u.RawQuery = "/", "", ""
+		return u.String()
+	}
+	u := *s.health
+	u.Host = net.JoinHostPort(t.Hostname(), portOf(s.health))
+	return u.String()
+}
+
+// newProbeTransport makes the connections of the health checks of the
+// replica at addr, for a health URL: they dial addr's host at the health
+// URL's port, whatever the URL's host says.
+func (s *service) newProbeTransport(addr string) *http.Transport {
+	p := s.px
+	host, _, _ := net.SplitHostPort(addr)
+	dst := net.JoinHostPort(host, portOf(s.health))
+	dialer := &net.Dialer{Timeout: p.dialTimeout, KeepAlive: tcpKeepAlive}
+	tr := &http.Transport{
+		// No Proxy, as for requests.
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, dst)
+		},
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     idleConnTimeout,
+		TLSHandshakeTimeout: tlsHandshakeLimit,
+		DisableCompression:  true,
+	}
+	if s.health.Scheme == "https" && p.backendTLS != nil {
+		tr.TLSClientConfig = p.backendTLS.Clone()
+	}
+	return tr
 }
 
 // route returns the service for r's path and the path the service gets:
