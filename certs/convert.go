@@ -68,10 +68,11 @@ type Bundle struct {
 	// P-256/P-384 or Ed25519 key; nil if the inputs held none.
 	Key crypto.Signer
 	// Notes say, one sentence each, what was read from each input
-	// ("a.pfx: PKCS#12 with 3 certificates and a private key (RSA 2048
-	// bits)"), that the chain was reordered, and which certificates were
-	// ignored as duplicates or dropped because they are not in the leaf's
-	// chain. They are for the user to read, not for parsing.
+	// ("read a.pfx: PKCS#12 with 3 certificates and a private key (RSA
+	// 2048 bits)"), which input held the chain out of order and the order
+	// it is put in, and which certificates were ignored as duplicates or
+	// dropped because they are not in the leaf's chain. They are for the
+	// user to read as they are, one a line, not for parsing.
 	Notes []string
 }
 
@@ -118,6 +119,7 @@ func ReadBundle(inputs []Input, password func() ([]byte, error)) (*Bundle, error
 		b       Bundle
 		certs   []*x509.Certificate // in input order, each once
 		seen    = map[string]bool{}
+		from    = map[*x509.Certificate]string{} // the input each certificate came from
 		keyFrom string
 	)
 	for _, in := range inputs {
@@ -125,14 +127,15 @@ func ReadBundle(inputs []Input, password func() ([]byte, error)) (*Bundle, error
 		if err != nil {
 			return nil, &InputError{Path: in.Name, Err: err}
 		}
-		b.Notes = append(b.Notes, fmt.Sprintf("%s: %s", in.Name, r))
+		b.Notes = append(b.Notes, fmt.Sprintf("read %s: %s", in.Name, r))
 		for _, c := range r.certs {
 			if seen[string(c.Raw)] {
-				b.Notes = append(b.Notes, fmt.Sprintf("%s: ignored a second copy of %q", in.Name, subject(c)))
+				b.Notes = append(b.Notes, fmt.Sprintf("ignored a second copy of %q in %s", subject(c), in.Name))
 				continue
 			}
 			seen[string(c.Raw)] = true
 			certs = append(certs, c)
+			from[c] = in.Name
 		}
 		switch {
 		case r.key == nil:
@@ -146,7 +149,7 @@ func ReadBundle(inputs []Input, password func() ([]byte, error)) (*Bundle, error
 	if len(certs) == 0 {
 		return nil, problemf(ErrNoCertificate, "%v: the inputs hold only a private key; give the certificate chain too", ErrNoCertificate)
 	}
-	chain, notes, err := orderChain(certs, b.Key)
+	chain, notes, err := orderChain(certs, b.Key, from)
 	if err != nil {
 		return nil, err
 	}

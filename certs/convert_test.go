@@ -122,7 +122,7 @@ func TestReadBundlePKCS12(t *testing.T) {
 			if calls != 1 {
 				t.Errorf("password called %d times, want 1", calls)
 			}
-			if want := "site.pfx: PKCS#12 with 3 certificates and a private key (ECDSA P-256)"; !slices.Equal(b.Notes, []string{want}) {
+			if want := "read site.pfx: PKCS#12 with 3 certificates and a private key (ECDSA P-256)"; !slices.Equal(b.Notes, []string{want}) {
 				t.Errorf("Notes = %q, want [%q]", b.Notes, want)
 			}
 		})
@@ -146,8 +146,8 @@ func TestReadBundlePKCS12(t *testing.T) {
 			name: "chain stored out of order comes back ordered with a note",
 			data: pfx(t, p.Leaf.Key, p.Intermediate.Cert, []*x509.Certificate{p.Root.Cert, p.Leaf.Cert}, "s3cret"),
 			wantNotes: [][]string{
-				{"site.pfx: PKCS#12 with 3 certificates"},
-				{"reordered", `"CN=api.example.com", "CN=Test Intermediate", "CN=Test Root"`},
+				{"read site.pfx: PKCS#12 with 3 certificates"},
+				{"site.pfx has the chain out of order: ", `; the output puts it leaf first, each certificate followed by its issuer: "CN=api.example.com", "CN=Test Intermediate", "CN=Test Root"`},
 			},
 		},
 		{
@@ -155,7 +155,7 @@ func TestReadBundlePKCS12(t *testing.T) {
 			data: pfx(t, p.Leaf.Key, p.Leaf.Cert, []*x509.Certificate{p.Intermediate.Cert, p.other.Cert, p.Root.Cert}, "s3cret"),
 			wantNotes: [][]string{
 				{"site.pfx: PKCS#12 with 4 certificates"},
-				{`dropped "CN=other.example.com"`, "not in the chain"},
+				{`dropped "CN=other.example.com" (from site.pfx): it is not in the chain`},
 			},
 		},
 		{
@@ -279,7 +279,8 @@ func TestReadBundle(t *testing.T) {
 			name:   "DER SEC 1 key and DER chain given issuer first is reordered",
 			inputs: []certs.Input{{Name: "inter.cer", Data: der(t, inter)}, {Name: "leaf.cer", Data: der(t, leaf)}, {Name: "key.der", Data: der(t, certstest.SEC1PEM(t, p.Leaf.Key))}},
 			want: want{chain: []*x509.Certificate{p.Leaf.Cert, p.Intermediate.Cert}, key: p.Leaf.Key, notes: [][]string{
-				{"inter.cer"}, {"leaf.cer"}, {"key.der: DER private key (SEC 1, ECDSA P-256)"}, {"reordered"},
+				{"read inter.cer"}, {"read leaf.cer"}, {"read key.der: DER private key (SEC 1, ECDSA P-256)"},
+				{`the inputs hold the chain out of order: "CN=Test Intermediate" (inter.cer), "CN=api.example.com" (leaf.cer); the output puts it leaf first, each certificate followed by its issuer: "CN=api.example.com", "CN=Test Intermediate"`},
 			}},
 		},
 		{
@@ -294,7 +295,7 @@ func TestReadBundle(t *testing.T) {
 			inputs: []certs.Input{{Name: "chain.pem", Data: cat(root, inter, leaf)}, {Name: "key.pem", Data: key}},
 			want: want{chain: p.chain(), key: p.Leaf.Key, notes: [][]string{
 				{"chain.pem: PEM with 3 certificates"}, {"key.pem: PEM with a private key"},
-				{"reordered", `"CN=api.example.com", "CN=Test Intermediate", "CN=Test Root"`},
+				{`chain.pem has the chain out of order: "CN=Test Root", "CN=Test Intermediate", "CN=api.example.com"; the output puts it leaf first, each certificate followed by its issuer: "CN=api.example.com", "CN=Test Intermediate", "CN=Test Root"`},
 			}},
 		},
 		{
@@ -320,7 +321,7 @@ func TestReadBundle(t *testing.T) {
 			name:   "PEM stray certificate is dropped with a note",
 			inputs: pemInput(cat(key, leaf, p.other.CertPEM, inter)),
 			want: want{chain: []*x509.Certificate{p.Leaf.Cert, p.Intermediate.Cert}, key: p.Leaf.Key, notes: [][]string{
-				{"bundle.pem: PEM with 3 certificates"}, {`dropped "CN=other.example.com"`, `leaf "CN=api.example.com"`},
+				{"bundle.pem: PEM with 3 certificates"}, {`dropped "CN=other.example.com" (from bundle.pem)`, `leaf "CN=api.example.com"`},
 			}},
 		},
 		{
@@ -328,13 +329,13 @@ func TestReadBundle(t *testing.T) {
 			inputs: []certs.Input{{Name: "bundle.pem", Data: cat(key, leaf, inter)}, {Name: "chain.pem", Data: cat(leaf, inter, root)}, {Name: "key.pem", Data: key}},
 			want: want{chain: p.chain(), key: p.Leaf.Key, notes: [][]string{
 				{"bundle.pem"}, {"chain.pem: PEM with 3 certificates"}, {"key.pem"},
-				{`chain.pem: ignored a second copy of "CN=api.example.com"`}, {`chain.pem: ignored a second copy of "CN=Test Intermediate"`},
+				{`ignored a second copy of "CN=api.example.com" in chain.pem`}, {`ignored a second copy of "CN=Test Intermediate" in chain.pem`},
 			}},
 		},
 		{
 			name:   "without a key the leaf is the one non-CA certificate",
 			inputs: pemInput(cat(inter, leaf)),
-			want:   want{chain: []*x509.Certificate{p.Leaf.Cert, p.Intermediate.Cert}, notes: [][]string{{"bundle.pem: PEM with 2 certificates"}, {"reordered"}}},
+			want:   want{chain: []*x509.Certificate{p.Leaf.Cert, p.Intermediate.Cert}, notes: [][]string{{"bundle.pem: PEM with 2 certificates"}, {`bundle.pem has the chain out of order: "CN=Test Intermediate", "CN=api.example.com"`}}},
 		},
 		{
 			name:   "PEM key with EC PARAMETERS block",

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -53,8 +54,9 @@ func sameKey(a, b crypto.Signer) bool {
 
 // orderChain picks the leaf among certs (each distinct, in input order) and
 // returns it followed by its issuers, with notes on a changed order and on
-// the certificates left out.
-func orderChain(certs []*x509.Certificate, key crypto.Signer) ([]*x509.Certificate, []string, error) {
+// the certificates left out. from names the input each certificate came
+// from, for the notes.
+func orderChain(certs []*x509.Certificate, key crypto.Signer, from map[*x509.Certificate]string) ([]*x509.Certificate, []string, error) {
 	leaf, err := findLeaf(certs, key)
 	if err != nil {
 		return nil, nil, err
@@ -81,14 +83,37 @@ func orderChain(certs []*x509.Certificate, key crypto.Signer) ([]*x509.Certifica
 
 	var notes []string
 	if !inputOrder(chain, certs) {
-		notes = append(notes, "reordered the certificates to leaf first, each followed by its issuer: "+quotedSubjects(chain))
+		notes = append(notes, orderNote(chain, certs, from))
 	}
 	for _, c := range certs {
 		if !in[c] {
-			notes = append(notes, fmt.Sprintf("dropped %q: it is not in the chain of the leaf %q", subject(c), subject(leaf)))
+			notes = append(notes, fmt.Sprintf("dropped %q (from %s): it is not in the chain of the leaf %q", subject(c), from[c], subject(leaf)))
 		}
 	}
 	return chain, notes, nil
+}
+
+// orderNote says that the chain came out of order, where, and how it is
+// put instead: the chain's certificates as the inputs held them, then in
+// serving order.
+func orderNote(chain, certs []*x509.Certificate, from map[*x509.Certificate]string) string {
+	var held []*x509.Certificate
+	files := map[string]bool{}
+	for _, c := range certs {
+		if slices.Contains(chain, c) {
+			held = append(held, c)
+			files[from[c]] = true
+		}
+	}
+	const how = "; the output puts it leaf first, each certificate followed by its issuer: "
+	if len(files) == 1 {
+		return fmt.Sprintf("%s has the chain out of order: %s%s%s", from[held[0]], quotedSubjects(held), how, quotedSubjects(chain))
+	}
+	s := make([]string, len(held))
+	for i, c := range held {
+		s[i] = fmt.Sprintf("%q (%s)", subject(c), from[c])
+	}
+	return fmt.Sprintf("the inputs hold the chain out of order: %s%s%s", strings.Join(s, ", "), how, quotedSubjects(chain))
 }
 
 // findLeaf returns the certificate of key or, without a key, the one

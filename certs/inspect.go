@@ -26,9 +26,9 @@ type inspection struct {
 	trust    trust // set when certs is not nil
 }
 
-// A finding is a warning with its code (see Problem.Code).
+// A finding is a warning with its code and cause (see Problem).
 type finding struct {
-	code, msg string
+	code, msg, cause string
 }
 
 // inspect runs every check of ParsePair on the pair; see ParsePair.
@@ -97,9 +97,29 @@ func inspect(certPEM, keyPEM []byte, certFile, keyFile string, opts LoadOptions)
 	in.trust = verifyTrust(leafFirst, opts.Roots, in.now)
 	// A validity error already says why the chain does not verify.
 	if w := trustWarning(leafFirst, opts.Roots, in.now); w != "" && err == nil {
-		in.warnings = append(in.warnings, finding{code: "chain_untrusted", msg: w})
+		in.warnings = append(in.warnings, finding{code: "chain_untrusted", msg: w, cause: untrustedCause(leafFirst, in.trust)})
 	}
 	return in
+}
+
+// untrustedCause says why a chain that did not verify (t) failed, as
+// Problem.Cause: it ends at a self-issued certificate that is not trusted
+// ("untrusted_root"), or at one whose issuer is neither in the file nor a
+// trusted root ("missing_intermediate"), or verification failed for
+// another reason ("invalid"). It follows trustWarning's cases.
+func untrustedCause(certs []*x509.Certificate, t trust) string {
+	var uae x509.UnknownAuthorityError
+	var sre x509.SystemRootsError
+	if !errors.As(t.err, &uae) && !errors.As(t.err, &sre) {
+		return "invalid"
+	}
+	// Self-issued covers a self-signed leaf as well, which selfSigned
+	// (a CA's signature) does not: its fix is trusting it, not an
+	// intermediate.
+	if last := certs[len(certs)-1]; bytes.Equal(last.RawIssuer, last.RawSubject) {
+		return "untrusted_root"
+	}
+	return "missing_intermediate"
 }
 
 // codes maps each sentinel error to the stable code a Problem carries.

@@ -106,9 +106,20 @@ type Problem struct {
 	// for a chain that does not verify to a trusted root, and "validity"
 	// for a warning about a validity period.
 	Code string `json:"code"`
-	// File is "cert" or "key": which file the problem is in.
+	// File is "cert" or "key": which file the problem is in. (scoregate
+	// check adds problems of its own about DNS, with File "".)
 	File    string `json:"file"`
 	Message string `json:"message"`
+	// Cause tells apart the ways a code can come about, where they have
+	// different fixes; empty for the other codes. For "chain_untrusted":
+	// "missing_intermediate" (the chain ends at a certificate whose
+	// issuer is neither in the file nor a trusted root: an intermediate
+	// is missing, or the issuer is a private root not given), or
+	// "untrusted_root" (the chain ends at a self-signed certificate that
+	// is not trusted: a private root, or a self-signed leaf), or
+	// "invalid" (verification failed for another reason, which Message
+	// gives).
+	Cause string `json:"cause,omitempty"`
 }
 
 // Check reads the pair and reports everything ParsePair checks (the same
@@ -168,7 +179,7 @@ func CheckPEM(certPEM, keyPEM []byte, certFile, keyFile string, opts LoadOptions
 		if w.code == "chain_untrusted" {
 			sev = "error" // check is stricter than serve here
 		}
-		r.Problems = append(r.Problems, Problem{Severity: sev, Code: w.code, File: "cert", Message: w.msg})
+		r.Problems = append(r.Problems, Problem{Severity: sev, Code: w.code, File: "cert", Message: w.msg, Cause: w.cause})
 	}
 	r.Valid = r.Serves && r.Trust.Trusted
 	// Errors first, in serve's order, then warnings.

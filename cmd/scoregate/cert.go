@@ -166,10 +166,10 @@ func runCertConvert(args []string, getenv func(string) (string, bool), stdin io.
 		return usageError{err}
 	}
 	for _, n := range b.Notes {
-		fmt.Fprintf(stdout, "read %s\n", n)
+		fmt.Fprintln(stdout, n)
 	}
 	fmt.Fprintf(stdout, "wrote %s (the chain, leaf first) and %s (the key, mode 0600)\n\n", outCert, outKey)
-	out := newCheckOutput(checkConfig{certFile: outCert, keyFile: outKey, cname: cn, caFile: caFile}, opts)
+	out := newCheckOutput(checkConfig{certFile: outCert, keyFile: outKey, cname: cn, caFile: caFile, convertIn: in, passwordFile: pwFile}, opts)
 	writeReport(stdout, out)
 	if !out.Valid {
 		return exitError(exitFailure)
