@@ -16,6 +16,11 @@ const handshakeErrorPrefix = "TLS handshake error from "
 // keyLogSource is the log field that names where a line came from.
 const keyLogSource = "source"
 
+// errNoCertificatesText is crypto/tls's error when GetCertificate returns
+// nil, nil, as the SNI policy's refusals do. It says nothing of the
+// reason, so NewHandshakeErrorLog never logs it as it is.
+const errNoCertificatesText = "tls: no certificates configured"
+
 // handshakeReasons maps substrings of a failed handshake's error text to
 // scoregate_tls_handshake_errors_total reasons; the first match wins.
 // crypto/tls errors have no types to branch on (and net/http logs only
@@ -25,7 +30,7 @@ const keyLogSource = "source"
 var handshakeReasons = []struct{ substr, reason string }{
 	// GetCertificate returned nil, nil: the SNI policy refused the name,
 	// and sniGate counted it (crypto/tls's errNoCertificates).
-	{"tls: no certificates configured", ""},
+	{errNoCertificatesText, ""},
 	// net/http replaces the error when the first bytes look like an HTTP
 	// request (and answers 400 on the raw connection).
 	{"client sent an HTTP request to an HTTPS server", metrics.HandshakeNotTLS},
@@ -94,31 +99,57 @@ func HandshakeErrorReason(detail string) string {
 // since scanners and probes would flood the log. Other lines are logged at
 // warn level. Lines carry the field source=net/http.
 //
-// m may be nil, which counts nothing. The logger is safe for concurrent
-// use.
-func NewHandshakeErrorLog(logger zerolog.Logger, m *metrics.Metrics) *log.Logger {
-	return log.New(handshakeErrorLog{log: logger, metrics: m}, "", 0)
+// A handshake the SNI policy refused fails in crypto/tls with "tls: no
+// certificates configured", which misleads; its line says instead what
+// was refused: with refusals (the policy's SNIPolicy.Refusals), the name
+// the client asked for (server_name) and the reason, as Refusals logged
+// it; without, that the policy refused the name.
+//
+// m and refusals may be nil, which count and name nothing. The logger is
+// safe for concurrent use.
+func NewHandshakeErrorLog(logger zerolog.Logger, m *metrics.Metrics, refusals *Refusals) *log.Logger {
+	return log.New(handshakeErrorLog{log: logger, metrics: m, refusals: refusals}, "", 0)
 }
 
 // handshakeErrorLog is the io.Writer behind NewHandshakeErrorLog; it gets
 // one line per Write.
 type handshakeErrorLog struct {
-	log     zerolog.Logger
-	metrics *metrics.Metrics // may be nil
+	log      zerolog.Logger
+	metrics  *metrics.Metrics // may be nil
+	refusals *Refusals        // may be nil
 }
 
 func (e handshakeErrorLog) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
-	if _, detail, ok := strings.Cut(line, handshakeErrorPrefix); ok {
-		if _, err, ok := strings.Cut(detail, ": "); ok {
-			detail = err // drop ADDR
+	if prefix, detail, ok := strings.Cut(line, handshakeErrorPrefix); ok {
+		addr := ""
+		if a, err, ok := strings.Cut(detail, ": "); ok {
+			addr, detail = a, err // drop ADDR
 		}
 		if reason := HandshakeErrorReason(detail); reason != "" {
 			e.metrics.HandshakeError(reason)
+		}
+		if strings.Contains(detail, errNoCertificatesText) {
+			e.refused(prefix+handshakeErrorPrefix+addr, addr)
+			return len(p), nil
 		}
 		e.log.Debug().Str(keyLogSource, "net/http").Msg(line)
 		return len(p), nil
 	}
 	e.log.Warn().Str(keyLogSource, "net/http").Msg(line)
 	return len(p), nil
+}
+
+// refused logs the handshake error line of a connection the SNI policy
+// refused, head being the line up to the error ("http: TLS handshake
+// error from ADDR"), with the reason in place of crypto/tls's text.
+func (e handshakeErrorLog) refused(head, addr string) {
+	f, ok := e.refusals.take(addr) // taken even when debug is off: it frees the entry
+	ev := e.log.Debug().Str(keyLogSource, "net/http")
+	if !ok {
+		ev.Msg(head + ": refused by the SNI policy: the client asked for a server name other than the one served, or for none")
+		return
+	}
+	ev.Str(keyReason, f.reason).Str(keyServerName, f.name).Str(keyServed, f.served).
+		Msg(head + ": refused: " + refusalReason(f.reason, f.name, f.served))
 }

@@ -60,6 +60,7 @@ func startHSServer(t *testing.T, handshakeTimeout time.Duration) *hsServer {
 		lines: make(lineWriter, 64),
 	}
 	m := metrics.New(s.reg)
+	refusals := certs.NewRefusals(zerolog.New(s.lines))
 	src, err := certs.NewSource(certs.SourceConfig{
 		CertFile: s.files.CertFile,
 		KeyFile:  s.files.KeyFile,
@@ -73,9 +74,9 @@ func startHSServer(t *testing.T, handshakeTimeout time.Duration) *hsServer {
 	}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
-		TLSConfig:         certs.ServerTLSConfig(src, certs.SNIPolicy{CName: hsName}, m),
+		TLSConfig:         certs.ServerTLSConfig(src, certs.SNIPolicy{CName: hsName, Refusals: refusals}, m),
 		ReadHeaderTimeout: handshakeTimeout,
-		ErrorLog:          certs.NewHandshakeErrorLog(zerolog.New(s.lines), m),
+		ErrorLog:          certs.NewHandshakeErrorLog(zerolog.New(s.lines), m, refusals),
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -262,7 +263,7 @@ func TestHandshakeErrorLogCountsRealHandshakes(t *testing.T) {
 				}
 			},
 			wantReason: metrics.HandshakeUnrecognizedName,
-			wantDetail: "tls: no certificates configured",
+			wantDetail: `"server_name":"other.example.com"`,
 		},
 		{
 			name: "no SNI refused by the SNI policy",
@@ -274,7 +275,7 @@ func TestHandshakeErrorLogCountsRealHandshakes(t *testing.T) {
 				}
 			},
 			wantReason: metrics.HandshakeMissingSNI,
-			wantDetail: "tls: no certificates configured",
+			wantDetail: `"reason":"missing_sni","server_name":""`,
 		},
 		{
 			name:       "TLS 1.3 session resumed for another name",
@@ -294,7 +295,7 @@ func TestHandshakeErrorLogCountsRealHandshakes(t *testing.T) {
 			name:       "TLS 1.2 session resumed for another name",
 			client:     resumeForOtherName(tls.VersionTLS12, "evil.example.com"),
 			wantReason: metrics.HandshakeUnrecognizedName,
-			wantDetail: "tls: no certificates configured",
+			wantDetail: `"server_name":"evil.example.com"`,
 		},
 		{
 			name: "TLS 1.1 only",
@@ -484,7 +485,7 @@ func TestHandshakeErrorLogLevels(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			lines := make(lineWriter, 1)
-			certs.NewHandshakeErrorLog(zerolog.New(lines), nil).Print(tt.line)
+			certs.NewHandshakeErrorLog(zerolog.New(lines), nil, nil).Print(tt.line)
 			got := <-lines
 			if want := fmt.Sprintf(`{"level":%q,"source":"net/http","message":%q}`, tt.wantLevel, tt.line); strings.TrimSpace(got) != want {
 				t.Errorf("logged %s, want %s", strings.TrimSpace(got), want)

@@ -19,6 +19,10 @@ type SNIPolicy struct {
 	// such as health probes that dial an IP address. If false, they are
 	// refused.
 	AllowMissingSNI bool
+	// Refusals, if not nil, logs each handshake ServerTLSConfig refuses
+	// with the name asked (see Refusals). Nil logs none; the metrics
+	// count them either way. Check ignores it.
+	Refusals *Refusals
 }
 
 // Check returns nil if serverName (from the ClientHello) is the policy's

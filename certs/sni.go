@@ -18,17 +18,19 @@ type sniGate struct {
 	metrics *metrics.Metrics // may be nil
 }
 
-// refused applies the policy and records a refusal.
-func (g *sniGate) refused(serverName string) bool {
+// refused applies the policy and records a refusal in the metrics and
+// the policy's Refusals; client is the client's address, "" if unknown.
+func (g *sniGate) refused(serverName, client string) bool {
 	err := g.policy.Check(serverName)
-	switch {
-	case err == nil:
+	if err == nil {
 		return false
-	case errors.Is(err, ErrMissingSNI):
-		g.metrics.HandshakeError(metrics.HandshakeMissingSNI)
-	default:
-		g.metrics.HandshakeError(metrics.HandshakeUnrecognizedName)
 	}
+	reason := metrics.HandshakeUnrecognizedName
+	if errors.Is(err, ErrMissingSNI) {
+		reason = metrics.HandshakeMissingSNI
+	}
+	g.metrics.HandshakeError(reason)
+	g.policy.Refusals.refused(reason, serverName, g.policy.CName, client)
 	return true
 }
 
@@ -37,11 +39,14 @@ func (g *sniGate) refused(serverName string) bool {
 // tls.Config.Certificates, crypto/tls then sends the unrecognized_name
 // alert, whereas returning an error would send internal_error.
 func (g *sniGate) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	var name string
+	var name, client string
 	if h != nil {
 		name = h.ServerName
+		if h.Conn != nil {
+			client = h.Conn.RemoteAddr().String()
+		}
 	}
-	if g.refused(name) {
+	if g.refused(name, client) {
 		return nil, nil
 	}
 	return g.src.GetCertificate(h)
@@ -52,7 +57,9 @@ func (g *sniGate) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, erro
 // for another name; full handshakes were checked in getCertificate), and
 // records every completed handshake.
 func (g *sniGate) verifyConnection(cs tls.ConnectionState) error {
-	if cs.DidResume && g.refused(cs.ServerName) {
+	// ConnectionState has no connection: the refusal is logged without
+	// the client's address.
+	if cs.DidResume && g.refused(cs.ServerName, "") {
 		if cs.ServerName == "" {
 			return ErrMissingSNI
 		}

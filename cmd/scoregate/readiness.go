@@ -81,25 +81,3 @@ func servicesReady(services []metrics.ServiceInfo) (bool, string) {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-// logRefusals logs refused handshakes as one summary line per interval,
-// never one line per connection: load-balancer probes without SNI would
-// flood the log. It reads the metrics' counters, the only count of them.
-func (s *server) logRefusals(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var lastName, lastSNI float64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		name, sni := s.metrics.HandshakeErrors(metrics.HandshakeUnrecognizedName), s.metrics.HandshakeErrors(metrics.HandshakeMissingSNI)
-		if dn, ds := name-lastName, sni-lastSNI; dn+ds > 0 {
-			s.log.Warn().Uint64("unrecognized_name", uint64(dn)).Uint64("missing_sni", uint64(ds)).Dur("interval", every).
-				Msg("refused TLS handshakes for other server names or without SNI")
-		}
-		lastName, lastSNI = name, sni
-	}
-}

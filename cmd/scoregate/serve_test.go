@@ -128,13 +128,21 @@ func TestServeNameChecks(t *testing.T) {
 			t.Fatal("handshake without SNI succeeded, want it refused")
 		}
 	})
-	t.Run("refusals counted, not logged per connection", func(t *testing.T) {
-		name, sni := ts.metrics.HandshakeErrors(metrics.HandshakeUnrecognizedName), ts.metrics.HandshakeErrors(metrics.HandshakeMissingSNI)
-		if name < 1 || sni < 1 {
-			t.Errorf("refusals counted: unrecognized_name %v, missing_sni %v; want at least one of each", name, sni)
+	t.Run("refusals counted, and logged with the name asked but not per connection", func(t *testing.T) {
+		for range 10 {
+			if conn, err := tls.Dial("tcp", ts.tlsAddr(), &tls.Config{ServerName: "evil.example.com", InsecureSkipVerify: true}); err == nil {
+				conn.Close()
+				t.Fatal("handshake with SNI evil.example.com succeeded, want unrecognized_name")
+			}
 		}
-		if strings.Contains(ts.stderr.String(), "evil.example.com") {
-			t.Errorf("log mentions a refused handshake at info level:\n%s", ts.stderr)
+		name, sni := ts.metrics.HandshakeErrors(metrics.HandshakeUnrecognizedName), ts.metrics.HandshakeErrors(metrics.HandshakeMissingSNI)
+		if name < 11 || sni < 1 {
+			t.Errorf("refusals counted: unrecognized_name %v, missing_sni %v; want at least 11 and 1", name, sni)
+		}
+		// The line is written before the alert is sent, so it is there.
+		log := ts.stderr.String()
+		if got := strings.Count(log, `"server_name":"evil.example.com"`); got != 1 || !strings.Contains(log, `"level":"warn","reason":"unrecognized_name","server_name":"evil.example.com","served":"api.example.com","client":"127.0.0.1:`) {
+			t.Errorf("%d lines name evil.example.com after 11 refusals, want 1 warn line with the name, the name served and the client:\n%s", got, log)
 		}
 	})
 	t.Run("other Host gets 421", func(t *testing.T) {

@@ -45,6 +45,7 @@ type server struct {
 	keys       *proxy.KeyFile       // nil without AuthKeyFile
 	clientCAs  *certs.ClientCAs     // nil without ClientCAFile
 	ticketKeys *certs.TicketKeyFile // nil without SessionTicketKeyFile
+	refusals   *certs.Refusals      // handshakes the SNI policy refused, logged with the name asked
 	proxy      *proxy.Proxy
 	redirect   *http.Server // the HTTPListen server; nil without it
 	tlsLn      net.Listener
@@ -89,6 +90,7 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	}
 	s := &server{cfg: cfg, log: cfg.Log, stdout: stdout, reg: prometheus.NewRegistry()}
 	s.metrics = metrics.New(s.reg)
+	s.refusals = certs.NewRefusals(s.log)
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -139,7 +141,7 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: cfg.H2MaxConcurrentStreams, MaxReadFrameSize: 16 << 10}, // frames: HTTP/2's default 16 KiB (RFC 9113 section 4.2), not Go's 1 MiB; larger is FRAME_SIZE_ERROR (h2spec 4.2/3)
-		ErrorLog:          certs.NewHandshakeErrorLog(s.log, s.metrics),
+		ErrorLog:          certs.NewHandshakeErrorLog(s.log, s.metrics, s.refusals),
 		ConnState:         s.metrics.ConnState,
 	}
 	tlsSrv.Protocols = new(http.Protocols)
@@ -173,7 +175,7 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 		return nil, err
 	}
 	// The SNI policy, once, around whichever source.
-	tlsSrv.TLSConfig = certs.ServerTLSConfig(s.certs, certs.SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI}, s.metrics)
+	tlsSrv.TLSConfig = certs.ServerTLSConfig(s.certs, certs.SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI, Refusals: s.refusals}, s.metrics)
 	tlsSrv.TLSConfig.NextProtos = append(tlsSrv.TLSConfig.NextProtos, s.certs.ALPN()...)
 	if s.ticketKeys != nil {
 		certs.UseTicketKeyFile(tlsSrv.TLSConfig, s.ticketKeys)
@@ -345,7 +347,7 @@ func (s *server) startBackground(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	wg.Go(func() { certs.WatchExpiry(ctx, s.certs.Status, s.log) })
 	wg.Go(func() { s.proxy.Run(ctx) })
-	wg.Go(func() { s.logRefusals(ctx, time.Minute) })
+	wg.Go(func() { s.refusals.Run(ctx, time.Minute) })
 	if s.reload != nil {
 		wg.Go(func() {
 			for {
