@@ -333,6 +333,21 @@ func TestHTTP1Smuggling(t *testing.T) {
 		{name: "chunk extensions outweighing the data: 400, the body cut off",
 			raw:      post + "Transfer-Encoding: chunked\r\n\r\n" + strings.Repeat("1;"+strings.Repeat("e", 1000)+"\r\nx\r\n", 20) + "0\r\n\r\n" + smuggled,
 			statuses: []int{400}, cut: true},
+		// The trailer section after the last chunk gets the header's
+		// strict framing (proxy/front): net/http's would take a bare LF
+		// for CRLF there, and unfold an obsolete line fold.
+		{name: "trailer section ended by a bare LF: 400, the body cut off",
+			raw:      post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\n" + smuggled,
+			statuses: []int{400}, cut: true},
+		{name: "trailer line ending in a bare LF: 400, the body cut off",
+			raw:      post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\n\r\n" + smuggled,
+			statuses: []int{400}, cut: true},
+		{name: "obs-fold in the trailer: 400, the body cut off",
+			raw:      post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n 2\r\n\r\n" + smuggled,
+			statuses: []int{400}, cut: true},
+		{name: "bare CR in the trailer: 400, the body cut off",
+			raw:      post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r2\r\n\r\n" + smuggled,
+			statuses: []int{400}, cut: true},
 		// Absolute form: RFC 9112 3.2.2 says the origin server MUST
 		// ignore Host and use the target's authority, which net/http
 		// puts in r.Host; CheckHost then holds it to the cname. The
@@ -404,6 +419,40 @@ func wantHeader(i int, key, value string) func(t *testing.T, seen []seenRequest)
 		if got := seen[i].header[key]; !slices.Equal(got, []string{value}) {
 			t.Errorf("request %d: %s = %q, want [%q]", i, key, got, value)
 		}
+	}
+}
+
+// TestChunkTrailerFraming: a chunked body whose trailer section is
+// malformed, with nothing sent after it, is answered 400 and the
+// connection closed at once: net/http's reader would wait for more bytes
+// to make sense of a bare LF there (the connection hung open). The
+// backend sees the body fail, or nothing.
+func TestChunkTrailerFraming(t *testing.T) {
+	const head = "POST /score HTTP/1.1\r\nHost: " + testCName + "\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+	for _, tt := range []struct{ name, raw string }{
+		{"trailer section ended by a bare LF", head + "0\r\n\n"},
+		{"trailer line ending in a bare LF", head + "0\r\nX-Sum: 1\n\r\n"},
+		{"trailer line ending in a bare LF, then nothing", head + "0\r\nX-Sum: 1\n"},
+		{"obs-fold in the trailer", head + "0\r\nX-Sum: 1\r\n 2\r\n\r\n"},
+		{"trailer name not a token", head + "0\r\nX Sum: 1\r\n\r\n"},
+		{"trailer over 4 KiB", head + "0\r\n" + strings.Repeat("X-Many: "+strings.Repeat("m", 90)+"\r\n", 48) + "\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			forTransports(t, func(t *testing.T, path seamPath) {
+				b := startRecordingBackend(t, nil)
+				front := startFront(t, newProxyVia(t, path, b.srv.URL, Config{}, testLog(t)))
+				res := rawExchange(t, front, tt.raw) // bounded by waitLimit
+				seen := b.seen()
+				if !slices.Equal(res.statuses, []int{400}) || !res.closed {
+					t.Errorf("statuses = %v, closed %v (%v); want [400], then closed", res.statuses, res.closed, res.err)
+				}
+				for _, s := range seen {
+					if s.bodyErr == nil {
+						t.Errorf("backend got a whole request: %v", s)
+					}
+				}
+			})
+		})
 	}
 }
 

@@ -22,7 +22,7 @@ const discardTimeout = 5 * time.Second
 // not: ReadRequest's own Close would read a body of any size).
 type body struct {
 	w           *response
-	rc          io.ReadCloser
+	rc          io.Reader // the body as framed: ReadRequest's, or a chunkedBody
 	continueDue atomic.Bool
 	eof         atomic.Bool
 	failed      atomic.Bool // a read failed: what is left on the wire is not to be read

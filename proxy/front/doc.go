@@ -14,7 +14,8 @@
 // http.ReadRequest, with net/http's server-side checks (Host, header
 // names and values, Expect, versions, the header size limit as 431),
 // and stricter framing (bare LF, bare CR and obsolete line folding are
-// 400). What this costs: a client that leaves is noticed only once its
+// 400, in the header of every request, pipelined or not, and in a chunked
+// body's trailer, which is decoded here). What this costs: a client that leaves is noticed only once its
 // request has run for 10 ms with its body read (the connection is then
 // watched by one read), or when its response is written.
 package front

@@ -27,9 +27,10 @@ import (
 //   - counts the Host field lines, which http.ReadRequest removes.
 //
 // The checks run on the bytes as they arrive, below the read buffer, and
-// stop at the empty line that ends the header; a request's body is never
-// inspected. Bytes of a pipelined request that the buffer already holds
-// are run through them when that request starts (startHeader).
+// stop at the empty line that ends the header; a request's body is not
+// inspected here (a chunked body's framing and trailer are chunkedBody's).
+// Bytes of a pipelined request that the buffer already holds are run
+// through them when that request starts (startHeader).
 type reader struct {
 	c       *conn
 	first   [1]byte

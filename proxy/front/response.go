@@ -59,6 +59,10 @@ func (c *conn) newResponse(req *http.Request) *response {
 	w.closeAfter = req.Close || req.ProtoMinor == 0 || c.s.draining.Load() || isH2Preface(req)
 	if req.Body != nil && req.Body != http.NoBody {
 		w.body = &body{w: w, rc: req.Body}
+		if isChunked(req) {
+			// Decoded here, not by net/http: see chunkedBody.
+			w.body.rc = &chunkedBody{br: c.br, req: req}
+		}
 		w.body.continueDue.Store(req.ProtoAtLeast(1, 1) && req.ContentLength != 0 && expectsContinue(req))
 		req.Body = w.body
 	}
