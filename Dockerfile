@@ -68,10 +68,12 @@ COPY --from=build --chown=65532:65532 /out/var/lib/scoregate /var/lib/scoregate
 USER 65532:65532
 # In a container the health endpoints must be reachable by the platform's
 # probes, not only from loopback.
-ENV SCOREGATE_METRICS_LISTEN=:9090
+# 9464, not Prometheus's own 9090, which a Prometheus beside scoregate
+# would hold.
+ENV SCOREGATE_METRICS_LISTEN=:9464
 # 443: TLS where the container's port is the public port (ACI); 80: ACME
 # HTTP-01 and the redirect (--http-listen); 8443: the default --listen
-# (Kubernetes, behind a Service port 443); 9090: /healthz, /readyz, /metrics.
-EXPOSE 443 80 8443 9090
+# (Kubernetes, behind a Service port 443); 9464: /healthz, /readyz, /metrics.
+EXPOSE 443 80 8443 9464
 ENTRYPOINT ["/usr/local/bin/scoregate"]
 CMD ["serve"]

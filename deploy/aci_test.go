@@ -15,7 +15,17 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/scoregate/scoregate/certs"
 )
+
+// otherRegion returns a known Azure region that is not r.
+func otherRegion(r string) string {
+	if r == "northeurope" {
+		return "westeurope"
+	}
+	return "northeurope"
+}
 
 // The ACI container-group YAML schema (az container create --file), API
 // version 2021-10-01: the fields these files use plus the common ones.
@@ -184,7 +194,7 @@ func newACIGroup(g *aciContainerGroup, img builtImage, known, defaults map[strin
 			a.flagErrs = append(a.flagErrs, fmt.Errorf("argument %q: serve takes flags only", args[i]))
 			continue
 		case !ok:
-			a.flagErrs = append(a.flagErrs, fmt.Errorf("%s: serve has no flag --%s", args[i], name))
+			a.flagErrs = append(a.flagErrs, fmt.Errorf("%s: serve has no flag --%s%s", args[i], name, didYouMean(name, known)))
 			continue
 		case typ == "" && !hasVal:
 			val = "true"
@@ -204,7 +214,7 @@ func newACIGroup(g *aciContainerGroup, img builtImage, known, defaults map[strin
 		if strings.HasPrefix(e.Name, "SCOREGATE_") {
 			a.env[e.Name] = e.Value
 			if _, ok := known[envFlag(e.Name)]; !ok {
-				a.flagErrs = append(a.flagErrs, fmt.Errorf("%s sets no serve flag (--%s)", e.Name, envFlag(e.Name)))
+				a.flagErrs = append(a.flagErrs, fmt.Errorf("%s sets no serve flag (--%s)%s", e.Name, envFlag(e.Name), didYouMean(envFlag(e.Name), known)))
 			}
 		}
 	}
@@ -301,6 +311,9 @@ var aciChecks = []struct {
 		case a.g.Location == "" || a.g.Name == "":
 			return errors.New("location and name are required")
 		}
+		if err := certs.CheckRegion(a.g.Location); err != nil {
+			return fmt.Errorf("location: %v (ACI names are <label>.<location>.azurecontainer.io: the region's short name)", err)
+		}
 		return nil
 	}},
 	{"command", func(a *aciGroup) error {
@@ -311,6 +324,19 @@ var aciChecks = []struct {
 		return nil
 	}},
 	{"flags", func(a *aciGroup) error { return errors.Join(a.flagErrs...) }},
+	{"cname", func(a *aciGroup) error {
+		cname, _ := a.value("ssl-cname")
+		if dev, _ := a.value("dev"); dev == "true" {
+			return nil
+		}
+		if cname == "" {
+			return errors.New("no --ssl-cname (nor SCOREGATE_SSL_CNAME): set the name clients use")
+		}
+		if err := checkHostName(cname); err != nil {
+			return fmt.Errorf("--ssl-cname=%q: %v", cname, err)
+		}
+		return nil
+	}},
 	{"files", func(a *aciGroup) error {
 		var errs []error
 		for _, c := range a.g.Properties.Containers {
@@ -434,12 +460,18 @@ var aciChecks = []struct {
 		if ip == nil {
 			return errors.New("--acme without a public IP")
 		}
-		cname := a.flags["ssl-cname"]
-		if suffix := "." + a.g.Location + ".azurecontainer.io"; !strings.HasSuffix(cname, suffix) || !strings.HasPrefix(cname, ip.DNSNameLabel+".") {
-			return fmt.Errorf("--ssl-cname=%s: want %s%s, the name ACI publishes for dnsNameLabel", cname, ip.DNSNameLabel, suffix)
-		}
-		if _, ok := a.flags["leaf-domain-label"]; ok {
+		// The group's own name, or yours with a CNAME to it (HTTP-01
+		// and TLS-ALPN-01 follow the CNAME); a cloudapp.azure.com name
+		// is a public IP's, never a container group's.
+		cname, _ := a.value("ssl-cname")
+		own := ip.DNSNameLabel + "." + a.g.Location + ".azurecontainer.io"
+		switch {
+		case a.flags["leaf-domain-label"] != "":
 			return errors.New("--leaf-domain-label makes a cloudapp.azure.com name; ACI's is azurecontainer.io")
+		case strings.HasSuffix(cname, ".azurecontainer.io") && cname != own:
+			return fmt.Errorf("--ssl-cname=%s: want %s, the name ACI publishes for dnsNameLabel %q in %s", cname, own, ip.DNSNameLabel, a.g.Location)
+		case strings.HasSuffix(cname, ".cloudapp.azure.com"):
+			return fmt.Errorf("--ssl-cname=%s: a cloudapp.azure.com name is a public IP's; the group's is %s (or your own name with a CNAME to it)", cname, own)
 		}
 		if p, err := addrPort(a.flags["http-listen"]); err != nil || p != 80 || !hasACIPort(ip.Ports, 80) {
 			return fmt.Errorf("--http-listen=%q: HTTP-01 challenges come to port 80 of the name: want :80, exposed", a.flags["http-listen"])
@@ -493,6 +525,30 @@ var aciChecks = []struct {
 	}},
 }
 
+// checkACIFile runs every check on one container-group file.
+func checkACIFile(file string, in *ruleInputs) []finding {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return []finding{{file, "read", err.Error()}}
+	}
+	g, err := decodeACIGroup(b)
+	if err != nil {
+		return []finding{{file, "decode", err.Error()}}
+	}
+	a, err := newACIGroup(g, in.img, in.flags, in.defaults)
+	if err != nil {
+		return []finding{{file, "command", err.Error()}}
+	}
+	var fs []finding
+	failed := runACIChecks(a)
+	for _, c := range aciChecks {
+		if err := failed[c.name]; err != nil {
+			fs = append(fs, finding{file, c.name, err.Error()})
+		}
+	}
+	return fs
+}
+
 func runACIChecks(a *aciGroup) map[string]error {
 	failed := map[string]error{}
 	for _, c := range aciChecks {
@@ -503,29 +559,53 @@ func runACIChecks(a *aciGroup) map[string]error {
 	return failed
 }
 
-// TestACIGroups: each container-group file passes every check against
-// the flags serve has and the image the Dockerfile builds.
-func TestACIGroups(t *testing.T) {
+// TestACIShipped: what each shipped variant is for. (The rules themselves
+// run in TestDeployRules.)
+func TestACIShipped(t *testing.T) {
+	img, known, defaults := imageOf(t, readDockerfile(t)), serveFlags(t), serveDefaults(t)
+	own, err := newACIGroup(readACIGroup(t, "aci/own-cert.yaml"), img, known, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.flags["auth-key-file"] == "" || own.flags["ssl-cert-pem-file"] == "" {
+		t.Errorf("own-cert.yaml: flags %v, want the PEM files and the auth key file", own.flags)
+	}
+	acme, err := newACIGroup(readACIGroup(t, "aci/acme.yaml"), img, known, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acme.flags["acme"] != "true" || acme.flags["storage"] == "" {
+		t.Errorf("acme.yaml: flags %v, want --acme and --storage", acme.flags)
+	}
+}
+
+// step5Curl is the health check of deploy/aci/README.md's step 5.
+var step5Curl = regexp.MustCompile(`(?m)^\s*curl [^\n]*https://[^\s/]+/\s`)
+
+// TestACIHealthCurl: the README's health curl works on the shipped files
+// as they are: where keys are on, GET / is exempt (--auth-exempt-health),
+// or the curl sends a key.
+func TestACIHealthCurl(t *testing.T) {
+	b, err := os.ReadFile("aci/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	curls := step5Curl.FindAllString(string(b), -1)
+	if len(curls) == 0 {
+		t.Fatal("aci/README.md has no `curl https://NAME/` health check")
+	}
+	sendsKey := !slices.ContainsFunc(curls, func(c string) bool { return !strings.Contains(c, "Authorization: Bearer") })
 	img, known, defaults := imageOf(t, readDockerfile(t)), serveFlags(t), serveDefaults(t)
 	for _, file := range aciFiles {
-		t.Run(path.Base(file), func(t *testing.T) {
-			a, err := newACIGroup(readACIGroup(t, file), img, known, defaults)
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			for name, err := range runACIChecks(a) {
-				t.Errorf("%s: check %s: %v", file, name, err)
-			}
-		})
-	}
-	// What each variant is for.
-	own := readACIGroup(t, "aci/own-cert.yaml")
-	if a, _ := newACIGroup(own, img, known, defaults); a.flags["auth-key-file"] == "" || a.flags["ssl-cert-pem-file"] == "" {
-		t.Errorf("own-cert.yaml: flags %v, want the PEM files and the auth key file", a.flags)
-	}
-	acme := readACIGroup(t, "aci/acme.yaml")
-	if a, _ := newACIGroup(acme, img, known, defaults); a.flags["acme"] != "true" || a.flags["storage"] == "" {
-		t.Errorf("acme.yaml: flags %v, want --acme and --storage", a.flags)
+		a, err := newACIGroup(readACIGroup(t, file), img, known, defaults)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, _ := a.value("auth-key-file")
+		exempt, _ := a.value("auth-exempt-health")
+		if keys != "" && exempt != "true" && !sendsKey {
+			t.Errorf("%s turns keys on (--auth-key-file) without --auth-exempt-health, and aci/README.md's %q sends no key: it would answer 401", file, curls)
+		}
 	}
 }
 
@@ -541,7 +621,7 @@ func TestACIStrictDecoding(t *testing.T) {
 			{"readinessProbe:", "readinesProbe:"},
 			{"memoryInGB:", "memoryInGb:"},
 			{"restartPolicy:", "restartPolcy:"},
-			{"image: myregistry.azurecr.io/scoregate:1", "image: myregistry.azurecr.io/scoregate:1\n        imagePullPolicy: Always"}, // Kubernetes', not ACI's
+			{"    - name: scoregate\n      properties:\n", "    - name: scoregate\n      properties:\n        imagePullPolicy: Always\n"}, // Kubernetes', not ACI's
 		} {
 			if !bytes.Contains(b, []byte(tt.old)) {
 				t.Fatalf("%s has no %q: update the mutation", file, tt.old)
@@ -618,9 +698,9 @@ func TestACIChecksCatch(t *testing.T) {
 		{"probe on another port", both, nil, func(g *aciContainerGroup) { aciScoregate(g).ReadinessProbe.HTTPGet.Port = 8080 }, "probes"},
 		{"liveness on readyz", both, nil, func(g *aciContainerGroup) { aciScoregate(g).LivenessProbe.HTTPGet.Path = "/readyz" }, "probes"},
 		{"no liveness probe", both, nil, func(g *aciContainerGroup) { aciScoregate(g).LivenessProbe = nil }, "probes"},
-		{"metrics moved", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "metrics-listen", "--metrics-listen=:9091") }, "probes"},
-		{"metrics on loopback by default", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "metrics-listen", "") }, ""}, // the image's :9090 holds
-		{"metrics on loopback", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "metrics-listen", "--metrics-listen=127.0.0.1:9090") }, "probes"},
+		{"metrics moved", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "metrics-listen", "--metrics-listen=:9465") }, "probes"},
+		{"metrics on loopback by default", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "metrics-listen", "") }, ""}, // the image's :9464 holds
+		{"metrics on loopback", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "metrics-listen", "--metrics-listen=127.0.0.1:9464") }, "probes"},
 		{"listen port not exposed", both, nil, func(g *aciContainerGroup) { setACIFlag(g, "listen", "--listen=:8443") }, "listen"},
 		{"443 not in the group", both, nil, func(g *aciContainerGroup) { g.Properties.IPAddress.Ports = g.Properties.IPAddress.Ports[1:] }, "listen"},
 		{"443 not on the container", both, nil, func(g *aciContainerGroup) { sg := aciScoregate(g); sg.Ports = sg.Ports[1:] }, "listen"},
@@ -636,10 +716,22 @@ func TestACIChecksCatch(t *testing.T) {
 			aciScoregate(g).Ports[0].Port = 8443
 		}, ""},
 		{"cloudapp name", acme, nil, func(g *aciContainerGroup) {
-			setACIFlag(g, "ssl-cname", "--ssl-cname=scoring.westeurope.cloudapp.azure.com")
+			setACIFlag(g, "ssl-cname", "--ssl-cname="+g.Properties.IPAddress.DNSNameLabel+"."+g.Location+".cloudapp.azure.com")
 		}, "acme"},
-		{"label mismatch", acme, nil, func(g *aciContainerGroup) { g.Properties.IPAddress.DNSNameLabel = "other" }, "acme"},
-		{"region mismatch", acme, nil, func(g *aciContainerGroup) { g.Location = "northeurope" }, "acme"},
+		{"own name, CNAME to the group", acme, nil, func(g *aciContainerGroup) { setACIFlag(g, "ssl-cname", "--ssl-cname=score.example.com") }, ""},
+		{"label mismatch", acme, nil, func(g *aciContainerGroup) { g.Properties.IPAddress.DNSNameLabel += "2" }, "acme"},
+		{"region mismatch", acme, nil, func(g *aciContainerGroup) { g.Location = otherRegion(g.Location) }, "acme"},
+		{"unknown region", both, nil, func(g *aciContainerGroup) {
+			setACIFlag(g, "ssl-cname", "--ssl-cname=score.example.com")
+			g.Location = "westeurop"
+		}, "api"},
+		{"no name", own, nil, func(g *aciContainerGroup) { setACIFlag(g, "ssl-cname", "") }, "cname"},
+		{"name as a URL", own, nil, func(g *aciContainerGroup) { setACIFlag(g, "ssl-cname", "--ssl-cname=https://score.example.com") }, "cname"},
+		{"name from the environment", own, nil, func(g *aciContainerGroup) {
+			setACIFlag(g, "ssl-cname", "")
+			sg := aciScoregate(g)
+			sg.EnvironmentVariables = append(sg.EnvironmentVariables, aciEnvVar{Name: "SCOREGATE_SSL_CNAME", Value: "score.example.com"})
+		}, ""},
 		{"no http-01 listener", acme, nil, func(g *aciContainerGroup) { setACIFlag(g, "http-listen", "") }, "acme"},
 		{"http-01 listener on 8080", acme, nil, func(g *aciContainerGroup) {
 			g.Properties.IPAddress.Ports[1].Port = 8080

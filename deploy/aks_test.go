@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -23,36 +24,79 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/scoregate/scoregate/certs"
 )
 
-// The AKS manifests are Kustomize aksOverlays over one base. The tests build
-// each overlay exactly as `kubectl apply -k` would, decode every object
-// strictly into the Kubernetes API types (or, for the CRDs, into the local
-// structs below), and run the aksChecks: each check is a function returning
-// its problems, and TestAKSChecksCatch proves that each one fires on a
-// copy broken on purpose.
+// The AKS manifests are Kustomize overlays over one base, with opt-in
+// components. checkAKSDir builds a kustomization exactly as `kubectl apply
+// -k` would, decodes every object strictly into the Kubernetes API types
+// (or, for the CRDs, into the local structs below), and runs the aksChecks:
+// each check is a function returning its problems, each problem naming the
+// file the object comes from. The same function runs on the shipped
+// overlays and on a directory given with -dir (rules_test.go);
+// TestAKSChecksCatch proves that each check fires on a copy broken on
+// purpose.
 
+// aksOverlays are the shipped overlays, under aks/overlays.
 var aksOverlays = []string{"own-cert", "acme", "cert-manager"}
 
-// aksBuild runs kustomize on deploy/aks/overlays/<name> with the default
-// options (files only from within each kustomization's directory) and
-// returns one YAML document per object.
-func aksBuild(t *testing.T, overlay string) [][]byte {
-	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	rm, err := k.Run(filesys.MakeFsOnDisk(), "aks/overlays/"+overlay)
-	if err != nil {
-		t.Fatalf("kustomize build aks/overlays/%s: %v", overlay, err)
+// aksComponents are the shipped opt-in components, under aks/components.
+var aksComponents = []string{"monitoring", "monitoring-azure", "sample-model"}
+
+// builtDoc is one object of a build and the file it comes from.
+type builtDoc struct {
+	yaml   []byte
+	origin string // the resource file, or the kustomization.yaml that generated it
+}
+
+const originAnnotation = "config.kubernetes.io/origin"
+
+// originFS is the disk, except that every kustomization file read asks
+// Kustomize to record each object's origin (buildMetadata:
+// [originAnnotations]), so that a problem can name the file it is in.
+type originFS struct{ filesys.FileSystem }
+
+func (o originFS) ReadFile(name string) ([]byte, error) {
+	b, err := o.FileSystem.ReadFile(name)
+	if err != nil || !slices.Contains([]string{"kustomization.yaml", "kustomization.yml", "Kustomization"}, filepath.Base(name)) ||
+		bytes.Contains(b, []byte("buildMetadata:")) {
+		return b, err
 	}
-	var docs [][]byte
+	return append(append(b, '\n'), "buildMetadata: [originAnnotations]\n"...), nil
+}
+
+// aksBuild runs kustomize on dir with the default options (files only
+// from within each kustomization's directory) and returns one document per
+// object, without the origin annotation it asked for.
+func aksBuild(dir string) ([]builtDoc, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(originFS{filesys.MakeFsOnDisk()}, dir)
+	if err != nil {
+		return nil, err
+	}
+	var docs []builtDoc
 	for _, r := range rm.Resources() {
+		anns := r.GetAnnotations()
+		var o struct {
+			Path         string `json:"path"`
+			ConfiguredIn string `json:"configuredIn"`
+		}
+		origin := dir
+		if err := yaml.Unmarshal([]byte(anns[originAnnotation]), &o); err == nil && o.Path+o.ConfiguredIn != "" {
+			origin = filepath.Join(dir, o.Path+o.ConfiguredIn)
+		}
+		delete(anns, originAnnotation)
+		if err := r.SetAnnotations(anns); err != nil {
+			return nil, err
+		}
 		b, err := r.AsYAML()
 		if err != nil {
-			t.Fatalf("aks/overlays/%s: %s: %v", overlay, r.CurId(), err)
+			return nil, fmt.Errorf("%s: %v", r.CurId(), err)
 		}
-		docs = append(docs, b)
+		docs = append(docs, builtDoc{yaml: b, origin: origin})
 	}
-	return docs
+	return docs, nil
 }
 
 // The CRDs, as far as the manifests use them. Decoding is strict, so a
@@ -62,8 +106,13 @@ type (
 		metav1.TypeMeta   `json:",inline"`
 		metav1.ObjectMeta `json:"metadata"`
 		Spec              struct {
-			Selector            metav1.LabelSelector `json:"selector"`
-			PodMetricsEndpoints []struct {
+			// The label limits of Azure Managed Prometheus's template
+			// (also fields of the Prometheus Operator's PodMonitor).
+			LabelLimit            int                  `json:"labelLimit,omitempty"`
+			LabelNameLengthLimit  int                  `json:"labelNameLengthLimit,omitempty"`
+			LabelValueLengthLimit int                  `json:"labelValueLengthLimit,omitempty"`
+			Selector              metav1.LabelSelector `json:"selector"`
+			PodMetricsEndpoints   []struct {
 				Port     string `json:"port"`
 				Path     string `json:"path"`
 				Interval string `json:"interval"`
@@ -137,14 +186,12 @@ type (
 	}
 )
 
-// manifests is one built overlay, decoded, with what the aksChecks compare
-// it with.
+// manifests is one built kustomization, decoded, with what the aksChecks
+// compare it with.
 type manifests struct {
-	overlay string
-	flags   map[string]string // serve's flags and their type words (serveFlags)
-	fileCap bool              // the image's binary carries cap_net_bind_service (the Dockerfile's setcap)
-	alerts  ruleFile          // deploy/alerts.yaml
-	board   []byte            // deploy/dashboard.json
+	dir    string      // the kustomization built
+	in     *ruleInputs // serve's flags and defaults, the image, the exported metrics
+	origin map[string]string
 
 	namespaces   []*corev1.Namespace
 	deployments  []*appsv1.Deployment
@@ -170,14 +217,18 @@ func strictJSON(doc []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// decode decodes the documents of an overlay; an unknown kind is an error.
-func aksDecode(overlay string, docs [][]byte, flags map[string]string, alerts ruleFile, board []byte) (*manifests, error) {
-	m := &manifests{overlay: overlay, flags: flags, alerts: alerts, board: board}
+// aksDecode decodes the documents of a build; an unknown kind is an error.
+func aksDecode(dir string, docs []builtDoc, in *ruleInputs) (*manifests, error) {
+	m := &manifests{dir: dir, in: in, origin: map[string]string{}}
 	for _, doc := range docs {
-		var tm metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &tm); err != nil {
-			return nil, err
+		var tm struct {
+			metav1.TypeMeta `json:",inline"`
+			Metadata        struct{ Name string } `json:"metadata"`
 		}
+		if err := yaml.Unmarshal(doc.yaml, &tm); err != nil {
+			return nil, fmt.Errorf("%s: %v", doc.origin, err)
+		}
+		m.origin[tm.Kind+"/"+tm.Metadata.Name] = doc.origin
 		var obj any
 		switch tm.APIVersion + " " + tm.Kind {
 		case "v1 Namespace":
@@ -194,7 +245,7 @@ func aksDecode(overlay string, docs [][]byte, flags map[string]string, alerts ru
 			obj = appendNew(&m.configMaps)
 		case "v1 Secret":
 			obj = appendNew(&m.secrets)
-		case "monitoring.coreos.com/v1 PodMonitor":
+		case "monitoring.coreos.com/v1 PodMonitor", "azmonitoring.coreos.com/v1 PodMonitor":
 			obj = appendNew(&m.podMonitors)
 		case "monitoring.coreos.com/v1 PrometheusRule":
 			obj = appendNew(&m.rules)
@@ -203,10 +254,10 @@ func aksDecode(overlay string, docs [][]byte, flags map[string]string, alerts ru
 		case "cert-manager.io/v1 Issuer", "cert-manager.io/v1 ClusterIssuer":
 			obj = appendNew(&m.issuers)
 		default:
-			return nil, fmt.Errorf("%s %s: a kind the tests do not know; decode and check it", tm.APIVersion, tm.Kind)
+			return nil, fmt.Errorf("%s: %s %s: a kind the tests do not know; decode and check it", doc.origin, tm.APIVersion, tm.Kind)
 		}
-		if err := strictJSON(doc, obj); err != nil {
-			return nil, fmt.Errorf("%s: %v\n%s", tm.Kind, err, doc)
+		if err := strictJSON(doc.yaml, obj); err != nil {
+			return nil, fmt.Errorf("%s: %s %s: %v", doc.origin, tm.Kind, tm.Metadata.Name, err)
 		}
 	}
 	return m, nil
@@ -218,39 +269,12 @@ func appendNew[T any](s *[]*T) *T {
 	return v
 }
 
-// inputs reads what the manifests are compared with.
-func aksInputs(t *testing.T) (map[string]string, ruleFile, []byte) {
-	t.Helper()
-	var alerts ruleFile
-	b, err := os.ReadFile("alerts.yaml")
-	if err != nil {
-		t.Fatal(err)
+// at names an object by the file it comes from, its kind and its name.
+func (m *manifests) at(kind, name string) string {
+	if f, ok := m.origin[kind+"/"+name]; ok {
+		return fmt.Sprintf("%s: %s %s", f, kind, name)
 	}
-	if err := strictJSON(b, &alerts); err != nil {
-		t.Fatalf("alerts.yaml: %v", err)
-	}
-	board, err := os.ReadFile("dashboard.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveFlags(t), alerts, board
-}
-
-// load builds and decodes every overlay.
-func aksLoad(t *testing.T) map[string]*manifests {
-	t.Helper()
-	flags, alerts, board := aksInputs(t)
-	img := imageOf(t, readDockerfile(t))
-	all := map[string]*manifests{}
-	for _, o := range aksOverlays {
-		m, err := aksDecode(o, aksBuild(t, o), flags, alerts, board)
-		if err != nil {
-			t.Fatalf("aks/overlays/%s: %v", o, err)
-		}
-		m.fileCap = img.netBindService
-		all[o] = m
-	}
-	return all
+	return kind + " " + name
 }
 
 // aksPod is a pod template with where it comes from.
@@ -262,10 +286,10 @@ type aksPod struct {
 func (m *manifests) pods() []aksPod {
 	var ps []aksPod
 	for _, d := range m.deployments {
-		ps = append(ps, aksPod{"Deployment " + d.Name, &d.Spec.Template})
+		ps = append(ps, aksPod{m.at("Deployment", d.Name), &d.Spec.Template})
 	}
 	for _, d := range m.daemonSets {
-		ps = append(ps, aksPod{"DaemonSet " + d.Name, &d.Spec.Template})
+		ps = append(ps, aksPod{m.at("DaemonSet", d.Name), &d.Spec.Template})
 	}
 	return ps
 }
@@ -276,7 +300,9 @@ type gate struct {
 	where    string
 	spec     *corev1.PodSpec
 	c        *corev1.Container
+	in       *ruleInputs
 	set      map[string]string // flag name → value; booleans "true"
+	broken   map[string]bool   // flags whose variable refers to what is not there
 	problems []string          // arguments that are not serve's
 }
 
@@ -298,7 +324,7 @@ func (m *manifests) gates() []*gate {
 			if !isScoregate(c) {
 				continue
 			}
-			g := &gate{where: p.where + " container " + c.Name, spec: spec, c: c, set: map[string]string{}}
+			g := &gate{where: p.where + " container " + c.Name, spec: spec, c: c, in: m.in, set: map[string]string{}, broken: map[string]bool{}}
 			args := slices.Concat(c.Command, c.Args)
 			if len(args) == 0 || args[0] != "serve" {
 				g.problems = append(g.problems, fmt.Sprintf("%s: arguments %q do not start with the serve subcommand", g.where, args))
@@ -306,13 +332,13 @@ func (m *manifests) gates() []*gate {
 			for i := 1; i < len(args); i++ {
 				a := args[i]
 				name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-				typ, ok := m.flags[name]
+				typ, ok := m.in.flags[name]
 				switch {
 				case !strings.HasPrefix(a, "-"):
 					g.problems = append(g.problems, fmt.Sprintf("%s: argument %q is not a flag", g.where, a))
 					continue
 				case !ok:
-					g.problems = append(g.problems, fmt.Sprintf("%s: %s is not a serve flag", g.where, a))
+					g.problems = append(g.problems, fmt.Sprintf("%s: %s is not a serve flag%s", g.where, a, didYouMean(name, m.in.flags)))
 					continue
 				case !hasVal && typ == "":
 					val = "true"
@@ -327,12 +353,18 @@ func (m *manifests) gates() []*gate {
 					continue
 				}
 				name := envFlag(e.Name)
-				if _, ok := m.flags[name]; !ok {
-					g.problems = append(g.problems, fmt.Sprintf("%s: %s sets no serve flag", g.where, e.Name))
+				if _, ok := m.in.flags[name]; !ok {
+					g.problems = append(g.problems, fmt.Sprintf("%s: %s sets no serve flag%s", g.where, e.Name, didYouMean(name, m.in.flags)))
 					continue
 				}
-				if _, given := g.set[name]; !given && e.Value != "" {
-					g.set[name] = e.Value
+				v, ok, err := m.envValue(e)
+				if err != nil {
+					g.problems = append(g.problems, fmt.Sprintf("%s: %s: %v", g.where, e.Name, err))
+					g.broken[name] = true
+					continue
+				}
+				if _, given := g.set[name]; ok && !given {
+					g.set[name] = v
 				}
 			}
 			gs = append(gs, g)
@@ -341,30 +373,47 @@ func (m *manifests) gates() []*gate {
 	return gs
 }
 
-// get returns a flag's effective value: as set, else serve's default.
+// envValue returns a variable's value as the kubelet would set it: the
+// value, or the key of a ConfigMap of the manifests. ok is false for a
+// value the manifests cannot tell (a Secret, the downward API) and for an
+// optional reference that is missing.
+func (m *manifests) envValue(e corev1.EnvVar) (v string, ok bool, err error) {
+	if e.ValueFrom == nil {
+		return e.Value, true, nil
+	}
+	ref := e.ValueFrom.ConfigMapKeyRef
+	if ref == nil {
+		return "", false, nil
+	}
+	optional := ref.Optional != nil && *ref.Optional
+	i := slices.IndexFunc(m.configMaps, func(cm *corev1.ConfigMap) bool { return cm.Name == ref.Name })
+	switch {
+	case i < 0 && optional:
+		return "", false, nil
+	case i < 0:
+		return "", false, fmt.Errorf("ConfigMap %s is not in the manifests: the pod would not start", ref.Name)
+	}
+	v, found := m.configMaps[i].Data[ref.Key]
+	switch {
+	case !found && optional:
+		return "", false, nil
+	case !found:
+		return "", false, fmt.Errorf("%s has no key %q: the pod would not start", m.at("ConfigMap", ref.Name), ref.Key)
+	}
+	return v, true, nil
+}
+
+// get returns a flag's effective value, as scoregate picks it: the
+// command line, then the container's environment, then the image's, then
+// serve's default.
 func (g *gate) get(name string) string {
 	if v, ok := g.set[name]; ok {
 		return v
 	}
-	return defaultsForChecks[name]
-}
-
-// defaultsForChecks are the defaults of the flags the aksChecks read;
-// TestAKSDefaults keeps them equal to the pinned help.
-var defaultsForChecks = map[string]string{
-	"listen":           ":8443",
-	"metrics-listen":   "127.0.0.1:9090",
-	"shutdown-timeout": "30s",
-	"storage":          "/var/lib/scoregate",
-}
-
-func TestAKSDefaults(t *testing.T) {
-	got := serveDefaults(t)
-	for name, want := range defaultsForChecks {
-		if got[name] != want {
-			t.Errorf("serve --help: --%s defaults to %q, the aksChecks assume %q", name, got[name], want)
-		}
+	if v, ok := g.in.img.env["SCOREGATE_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))]; ok {
+		return v
 	}
+	return g.in.defaults[name]
 }
 
 // port returns the port number of a listen address such as ":8443".
@@ -392,38 +441,72 @@ func containerPort(c *corev1.Container, p intstr.IntOrString) (int32, bool) {
 // A check returns what is wrong, one line per problem.
 type aksCheck func(m *manifests) []string
 
-// aksChecks are run on every overlay; the names are what TestAKSChecksCatch
-// expects to fire.
-var aksChecks = map[string]aksCheck{
-	"flags":         checkFlags,
-	"env refs":      checkEnvRefs,
-	"files":         checkFiles,
-	"probes":        checkProbes,
-	"listen ports":  checkListenPorts,
-	"selectors":     checkSelectors,
-	"grace":         checkGrace,
-	"non-root":      checkNonRoot,
-	"hardening":     checkHardening,
-	"bind caps":     checkBindCaps,
-	"host ports":    checkHostPorts,
-	"resources":     checkResources,
-	"model service": checkModelService,
-	"load balancer": checkLoadBalancer,
-	"placement":     checkPlacement,
-	"acme":          checkACME,
-	"cert-manager":  checkCertManager,
-	"no secrets":    checkNoSecrets,
-	"alerts":        checkAlerts,
-	"dashboard":     checkDashboard,
+// aksChecks are run on every build, in this order; the names are the
+// rules a finding names, and what TestAKSChecksCatch expects to fire.
+var aksChecks = []struct {
+	name  string
+	check aksCheck
+}{
+	{"flags", checkFlags},
+	{"env refs", checkEnvRefs},
+	{"cname", checkCName},
+	{"files", checkFiles},
+	{"probes", checkProbes},
+	{"listen ports", checkListenPorts},
+	{"selectors", checkSelectors},
+	{"monitoring", checkMonitoring},
+	{"grace", checkGrace},
+	{"non-root", checkNonRoot},
+	{"hardening", checkHardening},
+	{"bind caps", checkBindCaps},
+	{"host ports", checkHostPorts},
+	{"resources", checkResources},
+	{"model service", checkModelService},
+	{"load balancer", checkLoadBalancer},
+	{"placement", checkPlacement},
+	{"acme", checkACME},
+	{"cert-manager", checkCertManager},
+	{"no secrets", checkNoSecrets},
+	{"alerts", checkAlerts},
+}
+
+// runAKSChecks returns the problems of every check, by check name.
+func runAKSChecks(m *manifests) map[string][]string {
+	out := map[string][]string{}
+	for _, c := range aksChecks {
+		if ps := c.check(m); len(ps) > 0 {
+			out[c.name] = ps
+		}
+	}
+	return out
+}
+
+// checkAKSDir builds the kustomization dir and runs every check on it.
+func checkAKSDir(dir string, in *ruleInputs) []finding {
+	docs, err := aksBuild(dir)
+	if err != nil {
+		return []finding{{dir, "build", err.Error()}}
+	}
+	m, err := aksDecode(dir, docs, in)
+	if err != nil {
+		return []finding{{dir, "decode", err.Error()}}
+	}
+	var fs []finding
+	for _, c := range aksChecks {
+		for _, p := range c.check(m) {
+			fs = append(fs, finding{dir, c.name, p})
+		}
+	}
+	return fs
 }
 
 // checkFlags: every argument and SCOREGATE_* variable of a scoregate
-// container is one of serve's flags.
+// container is one of serve's flags, and a variable's ConfigMap exists.
 func checkFlags(m *manifests) []string {
 	var ps []string
 	gs := m.gates()
 	if len(gs) == 0 {
-		ps = append(ps, "no scoregate container")
+		ps = append(ps, "no scoregate container (an image named scoregate)")
 	}
 	for _, g := range gs {
 		ps = append(ps, g.problems...)
@@ -445,6 +528,29 @@ func checkEnvRefs(m *manifests) []string {
 						ps = append(ps, fmt.Sprintf("%s container %s: %q uses $(%s), which is not in env", p.where, c.Name, a, r[1]))
 					}
 				}
+			}
+		}
+	}
+	return ps
+}
+
+// checkCName: scoregate serves a name, and it is a host name. (The acme
+// and cert-manager checks compare it with the DNS label and the
+// Certificate.)
+func checkCName(m *manifests) []string {
+	var ps []string
+	for _, g := range m.gates() {
+		cname := g.get("ssl-cname")
+		switch {
+		case g.get("dev") == "true", g.broken["ssl-cname"]:
+			// The flags check reports a variable that refers to nothing.
+		case cname == "" && g.get("acme") == "true" && g.get("leaf-domain-label") != "":
+			// The acme check's.
+		case cname == "":
+			ps = append(ps, fmt.Sprintf("%s: no --ssl-cname (nor SCOREGATE_SSL_CNAME): set the overlay's ConfigMap scoregate-name, key cname, to the name clients use", g.where))
+		default:
+			if err := checkHostName(cname); err != nil {
+				ps = append(ps, fmt.Sprintf("%s: --ssl-cname=%q: %v", g.where, cname, err))
 			}
 		}
 	}
@@ -551,7 +657,9 @@ func (m *manifests) selected(sel labels.Selector) []aksPod {
 }
 
 // checkSelectors: each Service and PodMonitor selects some pod template,
-// and its target port is a port of that pod's containers.
+// and its target port is a port of that pod's containers. The one
+// exception is the backend Service when the manifests hold no model: its
+// pods are yours, deployed apart (or the sample-model component).
 func checkSelectors(m *manifests) []string {
 	var ps []string
 	hasPort := func(pods []aksPod, p intstr.IntOrString) bool {
@@ -565,31 +673,35 @@ func checkSelectors(m *manifests) []string {
 		}
 		return false
 	}
+	modelApart := len(m.deployments) == 0
 	for _, s := range m.services {
 		pods := m.selected(labels.SelectorFromSet(s.Spec.Selector))
+		if len(pods) == 0 && modelApart && m.isBackend(s.Name) {
+			continue
+		}
 		if len(pods) == 0 {
-			ps = append(ps, fmt.Sprintf("Service %s: selector %v matches no pod template", s.Name, s.Spec.Selector))
+			ps = append(ps, fmt.Sprintf("%s: selector %v matches no pod template", m.at("Service", s.Name), s.Spec.Selector))
 			continue
 		}
 		for _, sp := range s.Spec.Ports {
 			if !hasPort(pods, sp.TargetPort) {
-				ps = append(ps, fmt.Sprintf("Service %s: port %d's target %s is no container port of the pods selected", s.Name, sp.Port, sp.TargetPort.String()))
+				ps = append(ps, fmt.Sprintf("%s: port %d's target %s is no container port of the pods selected", m.at("Service", s.Name), sp.Port, sp.TargetPort.String()))
 			}
 		}
 	}
 	for _, pm := range m.podMonitors {
 		sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
 		if err != nil {
-			ps = append(ps, fmt.Sprintf("PodMonitor %s: %v", pm.Name, err))
+			ps = append(ps, fmt.Sprintf("%s: %v", m.at("PodMonitor", pm.Name), err))
 			continue
 		}
 		pods := m.selected(sel)
 		if len(pods) == 0 {
-			ps = append(ps, fmt.Sprintf("PodMonitor %s: selector matches no pod template", pm.Name))
+			ps = append(ps, fmt.Sprintf("%s: selector matches no pod template", m.at("PodMonitor", pm.Name)))
 		}
 		for _, e := range pm.Spec.PodMetricsEndpoints {
 			if !hasPort(pods, intstr.FromString(e.Port)) {
-				ps = append(ps, fmt.Sprintf("PodMonitor %s: port %q is no container port of the pods selected", pm.Name, e.Port))
+				ps = append(ps, fmt.Sprintf("%s: port %q is no container port of the pods selected", m.at("PodMonitor", pm.Name), e.Port))
 			}
 		}
 	}
@@ -661,19 +773,26 @@ func checkNonRoot(m *manifests) []string {
 	return ps
 }
 
-// checkHardening: scoregate runs as 65532, read-only, without privilege
-// escalation, without capabilities beyond NET_BIND_SERVICE, under the
-// runtime's seccomp profile.
+// checkHardening: scoregate runs as a numeric non-root user and group
+// (the image's is 65532, which the Dockerfile check keeps numeric),
+// read-only, without privilege escalation, without capabilities beyond
+// NET_BIND_SERVICE, under the runtime's seccomp profile.
 func checkHardening(m *manifests) []string {
 	var ps []string
 	for _, g := range m.gates() {
 		nonRoot, user, seccomp := effectiveSecurity(g.spec, g.c)
-		if !nonRoot || user == nil || *user != 65532 {
-			ps = append(ps, fmt.Sprintf("%s: want runAsNonRoot and runAsUser 65532", g.where))
+		if !nonRoot || user == nil || *user == 0 {
+			ps = append(ps, fmt.Sprintf("%s: want runAsNonRoot and a non-zero runAsUser (the image's is 65532)", g.where))
 		}
-		if psc := g.spec.SecurityContext; (g.c.SecurityContext == nil || g.c.SecurityContext.RunAsGroup == nil || *g.c.SecurityContext.RunAsGroup != 65532) &&
-			(psc == nil || psc.RunAsGroup == nil || *psc.RunAsGroup != 65532) {
-			ps = append(ps, fmt.Sprintf("%s: want runAsGroup 65532", g.where))
+		var group *int64
+		if psc := g.spec.SecurityContext; psc != nil {
+			group = psc.RunAsGroup
+		}
+		if sc := g.c.SecurityContext; sc != nil && sc.RunAsGroup != nil {
+			group = sc.RunAsGroup
+		}
+		if group == nil || *group == 0 {
+			ps = append(ps, fmt.Sprintf("%s: want a non-zero runAsGroup (the image's is 65532)", g.where))
 		}
 		if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			ps = append(ps, fmt.Sprintf("%s: want seccompProfile RuntimeDefault", g.where))
@@ -742,7 +861,7 @@ func checkBindCaps(m *manifests) []string {
 				dropsAll = slices.Contains(sc.Capabilities.Drop, "ALL") || slices.Contains(sc.Capabilities.Drop, "NET_BIND_SERVICE")
 			}
 			switch {
-			case isScoregate(c) && m.fileCap:
+			case isScoregate(c) && m.in.img.netBindService:
 				if dropsAll && !added {
 					ps = append(ps, fmt.Sprintf("%s container %s: drops NET_BIND_SERVICE, but the image's binary carries it as a file capability: exec would fail", p.where, c.Name))
 				}
@@ -790,7 +909,9 @@ func checkResources(m *manifests) []string {
 }
 
 // checkModelService: --backend names a Service of these manifests, on its
-// port, and that Service keeps traffic on the node.
+// port, and that Service keeps traffic on the node (so that this can be
+// checked, the backend Service is part of the manifests even when the
+// model's pods are not).
 func checkModelService(m *manifests) []string {
 	var ps []string
 	for _, g := range m.gates() {
@@ -811,10 +932,21 @@ func checkModelService(m *manifests) []string {
 			ps = append(ps, fmt.Sprintf("%s: --backend=%s: Service %s has no port %s", g.where, b, s.Name, p))
 		}
 		if s.Spec.InternalTrafficPolicy == nil || *s.Spec.InternalTrafficPolicy != corev1.ServiceInternalTrafficPolicyLocal {
-			ps = append(ps, fmt.Sprintf("Service %s: want internalTrafficPolicy Local, so that scoregate reaches only its own node's model", s.Name))
+			ps = append(ps, fmt.Sprintf("%s: want internalTrafficPolicy Local, so that scoregate reaches only its own node's model", m.at("Service", s.Name)))
 		}
 	}
 	return ps
+}
+
+// isBackend: some scoregate container's --backend names Service name.
+func (m *manifests) isBackend(name string) bool {
+	for _, g := range m.gates() {
+		host, _, err := net.SplitHostPort(strings.TrimPrefix(g.get("backend"), "http://"))
+		if err == nil && strings.Split(host, ".")[0] == name {
+			return true
+		}
+	}
+	return false
 }
 
 // checkLoadBalancer: there is a LoadBalancer Service, and each keeps the
@@ -828,10 +960,10 @@ func checkLoadBalancer(m *manifests) []string {
 		}
 		n++
 		if s.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
-			ps = append(ps, fmt.Sprintf("Service %s: externalTrafficPolicy %q, want Local", s.Name, s.Spec.ExternalTrafficPolicy))
+			ps = append(ps, fmt.Sprintf("%s: externalTrafficPolicy %q, want Local", m.at("Service", s.Name), s.Spec.ExternalTrafficPolicy))
 		}
 		if !slices.ContainsFunc(s.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == 443 }) {
-			ps = append(ps, fmt.Sprintf("Service %s: no port 443", s.Name))
+			ps = append(ps, fmt.Sprintf("%s: no port 443", m.at("Service", s.Name)))
 		}
 	}
 	if n == 0 {
@@ -846,7 +978,7 @@ func checkPlacement(m *manifests) []string {
 	for _, d := range m.daemonSets {
 		s := d.Spec.Template.Spec
 		if len(s.NodeSelector) == 0 && (s.Affinity == nil || s.Affinity.NodeAffinity == nil && s.Affinity.PodAffinity == nil) {
-			ps = append(ps, fmt.Sprintf("DaemonSet %s: neither nodeSelector nor affinity: it would run on every node", d.Name))
+			ps = append(ps, fmt.Sprintf("%s: neither nodeSelector nor affinity: it would run on every node", m.at("DaemonSet", d.Name)))
 		}
 	}
 	return ps
@@ -854,9 +986,11 @@ func checkPlacement(m *manifests) []string {
 
 const dnsLabelAnnotation = "service.beta.kubernetes.io/azure-dns-label-name"
 
-// checkACME: with --acme, the name ordered is the one Azure publishes for
-// the Service (the DNS label annotation), port 80 reaches --http-listen,
-// and --storage is a ReadWriteMany volume shared by the pods.
+// checkACME: with --acme, a cloudapp.azure.com name ordered is the one
+// Azure publishes for the Service (the DNS label annotation, in a known
+// region), port 80 reaches --http-listen, and --storage is a ReadWriteMany
+// volume shared by the pods. (Your own name needs your DNS record instead
+// of the annotation.)
 func checkACME(m *manifests) []string {
 	var ps []string
 	for _, g := range m.gates() {
@@ -875,15 +1009,28 @@ func checkACME(m *manifests) []string {
 		}
 		label := lb.Annotations[dnsLabelAnnotation]
 		cname := g.get("ssl-cname")
-		if first, rest, _ := strings.Cut(cname, "."); label == "" || first != label || !strings.HasSuffix(rest, ".cloudapp.azure.com") || strings.Count(rest, ".") != 3 {
-			ps = append(ps, fmt.Sprintf("%s: --ssl-cname=%q is not <label>.<region>.cloudapp.azure.com for Service %s's %s=%q", g.where, cname, lb.Name, dnsLabelAnnotation, label))
+		first, rest, _ := strings.Cut(cname, ".")
+		region, cloudapp := strings.CutSuffix(rest, ".cloudapp.azure.com")
+		switch {
+		case cname == "" && g.get("leaf-domain-label") != "":
+			ps = append(ps, fmt.Sprintf("%s: --leaf-domain-label: a pod starting on fresh storage draws a name of its own, which %s's %s cannot follow; draw the name once with scoregate domain and set it as the cname (ConfigMap scoregate-name)",
+				g.where, m.at("Service", lb.Name), dnsLabelAnnotation))
+		case !cloudapp:
+			// Your own name: your DNS record points it at the Service.
+		case strings.Contains(region, ".") || first != label:
+			ps = append(ps, fmt.Sprintf("%s: --ssl-cname=%q is not <label>.<region>.cloudapp.azure.com for %s's %s=%q: Azure would publish another name than the one ordered",
+				g.where, cname, m.at("Service", lb.Name), dnsLabelAnnotation, label))
+		case g.get("allow-unknown-region") != "true":
+			if err := certs.CheckRegion(region); err != nil {
+				ps = append(ps, fmt.Sprintf("%s: --ssl-cname=%q: %v (the region must be the cluster's)", g.where, cname, err))
+			}
 		}
 		hp, err := listenPort(g.get("http-listen"))
 		if err != nil || !slices.ContainsFunc(lb.Spec.Ports, func(sp corev1.ServicePort) bool {
 			n, ok := containerPort(g.c, sp.TargetPort)
 			return sp.Port == 80 && ok && int(n) == hp
 		}) {
-			ps = append(ps, fmt.Sprintf("%s: Service %s port 80 does not reach --http-listen=%s (HTTP-01)", g.where, lb.Name, g.get("http-listen")))
+			ps = append(ps, fmt.Sprintf("%s: %s port 80 does not reach --http-listen=%s (HTTP-01)", g.where, m.at("Service", lb.Name), g.get("http-listen")))
 		}
 		if g.get("https-port") != "443" {
 			ps = append(ps, fmt.Sprintf("%s: --https-port=%q: the redirect must name the load balancer's 443", g.where, g.get("https-port")))
@@ -912,35 +1059,41 @@ func checkACME(m *manifests) []string {
 	return ps
 }
 
-// checkCertManager: each Certificate covers --ssl-cname, writes the Secret
-// that scoregate mounts, and names an Issuer that solves DNS-01 in Azure
-// DNS with a managed identity.
+// checkCertManager: each Certificate's names are host names and cover
+// --ssl-cname, it writes the Secret that scoregate mounts, and it names an
+// Issuer that solves DNS-01 in Azure DNS with a managed identity.
 func checkCertManager(m *manifests) []string {
 	var ps []string
 	for _, c := range m.certificates {
+		at := m.at("Certificate", c.Name)
+		for _, n := range c.Spec.DNSNames {
+			if err := checkHostName(n); err != nil {
+				ps = append(ps, fmt.Sprintf("%s: dnsNames %q: %v", at, n, err))
+			}
+		}
 		for _, g := range m.gates() {
-			if !slices.Contains(c.Spec.DNSNames, g.get("ssl-cname")) {
-				ps = append(ps, fmt.Sprintf("Certificate %s: dnsNames %v lack --ssl-cname=%s of %s", c.Name, c.Spec.DNSNames, g.get("ssl-cname"), g.where))
+			if cname := g.get("ssl-cname"); cname != "" && !slices.Contains(c.Spec.DNSNames, cname) { // no name is the cname check's
+				ps = append(ps, fmt.Sprintf("%s: dnsNames %q lack --ssl-cname=%q of %s", at, c.Spec.DNSNames, g.get("ssl-cname"), g.where))
 			}
 			if !slices.ContainsFunc(g.spec.Volumes, func(v corev1.Volume) bool {
 				return v.Secret != nil && v.Secret.SecretName == c.Spec.SecretName
 			}) {
-				ps = append(ps, fmt.Sprintf("Certificate %s: %s mounts no Secret %s", c.Name, g.where, c.Spec.SecretName))
+				ps = append(ps, fmt.Sprintf("%s: %s mounts no Secret %s", at, g.where, c.Spec.SecretName))
 			}
 		}
 		i := slices.IndexFunc(m.issuers, func(is *issuer) bool { return is.Name == c.Spec.IssuerRef.Name && is.Kind == c.Spec.IssuerRef.Kind })
 		if i < 0 {
-			ps = append(ps, fmt.Sprintf("Certificate %s: issuerRef %s %s is not in the manifests", c.Name, c.Spec.IssuerRef.Kind, c.Spec.IssuerRef.Name))
+			ps = append(ps, fmt.Sprintf("%s: issuerRef %s %s is not in the manifests", at, c.Spec.IssuerRef.Kind, c.Spec.IssuerRef.Name))
 			continue
 		}
 		is := m.issuers[i]
 		for _, s := range is.Spec.ACME.Solvers {
 			if s.DNS01 == nil || s.DNS01.AzureDNS == nil || s.DNS01.AzureDNS.ManagedIdentity == nil {
-				ps = append(ps, fmt.Sprintf("%s %s: a solver that is not DNS-01 in Azure DNS with a managed identity (the Service exposes 443 only)", is.Kind, is.Name))
+				ps = append(ps, fmt.Sprintf("%s: a solver that is not DNS-01 in Azure DNS with a managed identity (the Service exposes 443 only)", m.at(is.Kind, is.Name)))
 			}
 		}
 		if len(is.Spec.ACME.Solvers) == 0 {
-			ps = append(ps, fmt.Sprintf("%s %s: no solver", is.Kind, is.Name))
+			ps = append(ps, fmt.Sprintf("%s: no solver", m.at(is.Kind, is.Name)))
 		}
 	}
 	return ps
@@ -951,50 +1104,113 @@ func checkCertManager(m *manifests) []string {
 func checkNoSecrets(m *manifests) []string {
 	var ps []string
 	for _, s := range m.secrets {
-		ps = append(ps, fmt.Sprintf("Secret %s: secrets do not belong in the manifests", s.Name))
+		ps = append(ps, fmt.Sprintf("%s: secrets do not belong in the manifests", m.at("Secret", s.Name)))
 	}
 	return ps
 }
 
-// checkAlerts: the PrometheusRule holds deploy/alerts.yaml's groups.
-func checkAlerts(m *manifests) []string {
-	if len(m.rules) != 1 {
-		return []string{fmt.Sprintf("%d PrometheusRules, want 1", len(m.rules))}
-	}
-	if !reflect.DeepEqual(m.rules[0].Spec, m.alerts) {
-		return []string{fmt.Sprintf("PrometheusRule %s: groups differ from alerts.yaml's", m.rules[0].Name)}
-	}
-	return nil
-}
-
-// checkDashboard: a ConfigMap for Grafana's sidecar holds
-// deploy/dashboard.json.
-func checkDashboard(m *manifests) []string {
-	for _, cm := range m.configMaps {
-		if cm.Labels["grafana_dashboard"] == "1" && len(cm.Data) == 1 && cm.Data["scoregate.json"] == string(m.board) {
-			return nil
+// checkMonitoring: each PodMonitor that selects scoregate's pods scrapes
+// /metrics on the port of --metrics-listen.
+func checkMonitoring(m *manifests) []string {
+	var ps []string
+	for _, pm := range m.podMonitors {
+		sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+		if err != nil {
+			continue // the selectors check's
 		}
-	}
-	return []string{"no ConfigMap labelled grafana_dashboard=1 holds dashboard.json as scoregate.json"}
-}
-
-// TestAKSOverlays builds each overlay and runs every check on it.
-func TestAKSOverlays(t *testing.T) {
-	all := aksLoad(t)
-	for _, o := range aksOverlays {
-		m := all[o]
-		t.Run(o, func(t *testing.T) {
-			for name, c := range aksChecks {
-				for _, p := range c(m) {
-					t.Errorf("%s: %s", name, p)
+		for _, g := range m.gates() {
+			if sel.Empty() || !slices.ContainsFunc(m.selected(sel), func(p aksPod) bool { return &p.tmpl.Spec == g.spec }) {
+				continue
+			}
+			want, err := listenPort(g.get("metrics-listen"))
+			if err != nil {
+				continue // the probes check's
+			}
+			for _, e := range pm.Spec.PodMetricsEndpoints {
+				n, ok := containerPort(g.c, intstr.FromString(e.Port))
+				if !ok {
+					continue // the selectors check's
+				}
+				if int(n) != want || e.Path != "/metrics" {
+					ps = append(ps, fmt.Sprintf("%s: endpoint port %q path %q, want /metrics on %d (--metrics-listen=%s of %s)",
+						m.at("PodMonitor", pm.Name), e.Port, e.Path, want, g.get("metrics-listen"), g.where))
 				}
 			}
+		}
+	}
+	return ps
+}
+
+// checkAlerts: every expression of a PrometheusRule parses and selects
+// metrics that scoregate exports.
+func checkAlerts(m *manifests) []string {
+	var ps []string
+	for _, r := range m.rules {
+		for _, g := range r.Spec.Groups {
+			for _, rule := range g.Rules {
+				p, _ := exprProblems(rule.Expr, m.in.metrics)
+				for _, e := range p {
+					ps = append(ps, fmt.Sprintf("%s: alert %s: %s", m.at("PrometheusRule", r.Name), rule.Alert, e))
+				}
+			}
+		}
+	}
+	return ps
+}
+
+// aksLoad builds and decodes the kustomization dir, failing the test on
+// an error.
+func aksLoad(t *testing.T, dir string, in *ruleInputs) *manifests {
+	t.Helper()
+	docs, err := aksBuild(dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	m, err := aksDecode(dir, docs, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// withComponents returns an edit that turns components on in an overlay,
+// as deploy/aks/README.md says to.
+func withComponents(comps ...string) func(string) string {
+	return func(s string) string {
+		s += "components:\n"
+		for _, c := range comps {
+			s += "  - ../../components/" + c + "\n"
+		}
+		return s
+	}
+}
+
+// TestAKSShipped: what each shipped overlay is, as applied without
+// components. (The rules themselves run in TestDeployRules.)
+func TestAKSShipped(t *testing.T) {
+	in := loadRuleInputs(t)
+	for _, o := range aksOverlays {
+		t.Run(o, func(t *testing.T) {
+			dir := "aks/overlays/" + o
+			docs, err := aksBuild(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Nothing that needs the Prometheus Operator's CRDs.
+			for _, d := range docs {
+				if bytes.Contains(d.yaml, []byte("monitoring.coreos.com/")) {
+					t.Errorf("%s: an object of the Prometheus Operator's kinds, which fails on a cluster without them:\n%s", d.origin, d.yaml)
+				}
+			}
+			m := aksLoad(t, dir, in)
 			// What makes each overlay what it is, so that the conditional
-			// aksChecks (acme, cert-manager) are not passed vacuously.
+			// checks (acme, cert-manager) are not passed vacuously.
 			gs := m.gates()
-			if len(gs) != 1 || len(m.daemonSets) != 1 || len(m.deployments) != 1 || len(m.namespaces) != 1 {
-				t.Fatalf("want one DaemonSet running scoregate, one model Deployment, one Namespace; have %d, %d, %d, %d",
-					len(gs), len(m.daemonSets), len(m.deployments), len(m.namespaces))
+			if len(gs) != 1 || len(m.daemonSets) != 1 || len(m.namespaces) != 1 {
+				t.Fatalf("want one DaemonSet running scoregate and one Namespace; have %d, %d, %d", len(gs), len(m.daemonSets), len(m.namespaces))
+			}
+			if len(m.deployments) != 0 {
+				t.Errorf("%d Deployments; the sample model is opt-in (components/sample-model)", len(m.deployments))
 			}
 			acme := gs[0].get("acme") == "true"
 			if want := o == "acme"; acme != want {
@@ -1013,6 +1229,127 @@ func TestAKSOverlays(t *testing.T) {
 			}
 			if acme != (len(m.pvcs) == 1) {
 				t.Errorf("%d PersistentVolumeClaims; want one in acme only", len(m.pvcs))
+			}
+			// The name comes from one place: the overlay's ConfigMap
+			// scoregate-name, never an argument.
+			c := gs[0].c
+			if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--ssl-cname") }) {
+				t.Errorf("args %q give --ssl-cname; it comes from the ConfigMap scoregate-name", c.Args)
+			}
+			i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "SCOREGATE_SSL_CNAME" })
+			if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.ConfigMapKeyRef == nil ||
+				!strings.HasPrefix(c.Env[i].ValueFrom.ConfigMapKeyRef.Name, "scoregate-name") || c.Env[i].ValueFrom.ConfigMapKeyRef.Key != "cname" {
+				t.Errorf("env %v: want SCOREGATE_SSL_CNAME from ConfigMap scoregate-name, key cname", c.Env)
+			}
+			if origin := m.origin["ConfigMap/"+c.Env[max(i, 0)].ValueFrom.ConfigMapKeyRef.Name]; origin != filepath.Join(dir, "kustomization.yaml") {
+				t.Errorf("the cname's ConfigMap comes from %q, want the overlay's kustomization.yaml", origin)
+			}
+			// Grafana's dashboard, as deploy/dashboard.json.
+			if !slices.ContainsFunc(m.configMaps, func(cm *corev1.ConfigMap) bool {
+				return cm.Labels["grafana_dashboard"] == "1" && len(cm.Data) == 1 && cm.Data["scoregate.json"] == string(in.board)
+			}) {
+				t.Error("no ConfigMap labelled grafana_dashboard=1 holds dashboard.json as scoregate.json")
+			}
+		})
+	}
+}
+
+// TestAKSComponents: each overlay with each component builds, passes
+// every rule, and gets what the component is for.
+func TestAKSComponents(t *testing.T) {
+	in := loadRuleInputs(t)
+	for _, o := range aksOverlays {
+		for _, comp := range aksComponents {
+			t.Run(o+"+"+comp, func(t *testing.T) {
+				root := copyDeploy(t, "aks")
+				dir := filepath.Join(root, "overlays", o)
+				editFile(t, filepath.Join(dir, "kustomization.yaml"), withComponents(comp))
+				for _, f := range checkAKSDir(dir, in) {
+					t.Error(f)
+				}
+				m := aksLoad(t, dir, in)
+				ds := &m.daemonSets[0].Spec.Template
+				switch comp {
+				case "monitoring", "monitoring-azure":
+					want := map[string]string{"monitoring": "monitoring.coreos.com/v1", "monitoring-azure": "azmonitoring.coreos.com/v1"}[comp]
+					if len(m.podMonitors) != 1 || m.podMonitors[0].APIVersion != want {
+						t.Fatalf("PodMonitors %v, want one of %s", m.podMonitors, want)
+					}
+					pm := m.podMonitors[0]
+					sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+					if err != nil || !slices.ContainsFunc(m.selected(sel), func(p aksPod) bool { return p.tmpl == ds }) {
+						t.Errorf("PodMonitor selector %v does not select the scoregate pods (%v)", pm.Spec.Selector, ds.Labels)
+					}
+					g := m.gates()[0]
+					port, _ := listenPort(g.get("metrics-listen"))
+					if n, ok := containerPort(g.c, intstr.FromString(pm.Spec.PodMetricsEndpoints[0].Port)); !ok || int(n) != port {
+						t.Errorf("PodMonitor port %q is %d, want the metrics port %d", pm.Spec.PodMetricsEndpoints[0].Port, n, port)
+					}
+					if pm.Namespace != "scoregate" {
+						t.Errorf("PodMonitor namespace %q, want the overlay's scoregate", pm.Namespace)
+					}
+					if comp == "monitoring" && (len(m.rules) != 1 || !reflect.DeepEqual(m.rules[0].Spec, in.alerts)) {
+						t.Errorf("%d PrometheusRules; want one holding alerts.yaml's groups as they are", len(m.rules))
+					}
+					if comp == "monitoring-azure" && len(m.rules) != 0 {
+						t.Errorf("%d PrometheusRules: Azure Managed Prometheus takes rule groups as Azure resources", len(m.rules))
+					}
+				case "sample-model":
+					if len(m.deployments) != 1 {
+						t.Fatalf("%d Deployments, want the sample model", len(m.deployments))
+					}
+					svc := m.services[slices.IndexFunc(m.services, func(s *corev1.Service) bool { return s.Name == "scoring-model" })]
+					if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(m.deployments[0].Spec.Template.Labels)) {
+						t.Errorf("Service scoring-model does not select the sample model")
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAKSOneName: the name is set in one place per overlay; changing it
+// there changes --ssl-cname, the Service's DNS label (acme) and the
+// Certificate's dnsNames (cert-manager) together, and rolls the pods (the
+// generated ConfigMap's name changes).
+func TestAKSOneName(t *testing.T) {
+	in := loadRuleInputs(t)
+	for _, tt := range []struct{ overlay, name, label string }{
+		{"own-cert", "api.fabrikam.net", ""},
+		{"cert-manager", "api.fabrikam.net", ""},
+		{"acme", "riskq7w2m1.northeurope.cloudapp.azure.com", "riskq7w2m1"},
+	} {
+		t.Run(tt.overlay, func(t *testing.T) {
+			before := aksLoad(t, "aks/overlays/"+tt.overlay, in)
+			root := copyDeploy(t, "aks")
+			dir := filepath.Join(root, "overlays", tt.overlay)
+			editFile(t, filepath.Join(dir, "kustomization.yaml"), func(s string) string {
+				re := regexp.MustCompile(`(?m)^(\s+- cname=)\S+$`)
+				if n := len(re.FindAllString(s, -1)); n != 1 {
+					t.Fatalf("%d cname literals in the overlay, want 1", n)
+				}
+				return re.ReplaceAllString(s, "${1}"+tt.name)
+			})
+			for _, f := range checkAKSDir(dir, in) {
+				t.Error(f)
+			}
+			m := aksLoad(t, dir, in)
+			g := m.gates()[0]
+			if got := g.get("ssl-cname"); got != tt.name {
+				t.Errorf("--ssl-cname = %q, want %q", got, tt.name)
+			}
+			if ref, old := g.c.Env, before.gates()[0].c.Env; slices.Equal(ref, old) {
+				t.Errorf("env %v unchanged: the ConfigMap's name (hash) should change, so that the pods roll", ref)
+			}
+			for _, s := range m.services {
+				if got := s.Annotations[dnsLabelAnnotation]; s.Spec.Type == corev1.ServiceTypeLoadBalancer && got != tt.label {
+					t.Errorf("Service %s: %s = %q, want %q", s.Name, dnsLabelAnnotation, got, tt.label)
+				}
+			}
+			if tt.overlay == "cert-manager" {
+				if got := m.certificates[0].Spec.DNSNames; !slices.Equal(got, []string{tt.name}) {
+					t.Errorf("Certificate dnsNames = %q, want [%s]", got, tt.name)
+				}
 			}
 		})
 	}
@@ -1037,26 +1374,35 @@ func TestAKSDashboardCopy(t *testing.T) {
 // TestAKSUnknownKind: a kind without a decoder fails, rather than going
 // unchecked; so does an unknown field.
 func TestAKSUnknownKind(t *testing.T) {
-	flags, alerts, board := aksInputs(t)
+	in := loadRuleInputs(t)
 	for _, doc := range []string{
 		"apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n",
 		"apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {typo: 1}\n",
 		"apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: x}\nspec: {secretName: x, commonName: x}\n",
+		"apiVersion: azmonitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: x}\nspec: {groups: []}\n",
 	} {
-		if _, err := aksDecode("test", [][]byte{[]byte(doc)}, flags, alerts, board); err == nil {
+		if _, err := aksDecode("test", []builtDoc{{yaml: []byte(doc), origin: "test.yaml"}}, in); err == nil {
 			t.Errorf("aksDecode(%q) = nil error, want one", doc)
 		}
 	}
 }
 
-// TestAKSChecksCatch breaks a copy of an overlay in one way at a time and
-// expects exactly the check for that way to report it.
+// TestAKSChecksCatch breaks a copy of an overlay, with the monitoring and
+// sample-model components on so that every check has something to check,
+// in one way at a time and expects exactly the check for that way to
+// report it.
 func TestAKSChecksCatch(t *testing.T) {
-	fileCap := imageOf(t, readDockerfile(t)).netBindService
-	flags, alerts, board := aksInputs(t)
-	docs := map[string][][]byte{}
+	in := loadRuleInputs(t)
+	root := copyDeploy(t, "aks")
+	docs := map[string][]builtDoc{}
 	for _, o := range aksOverlays {
-		docs[o] = aksBuild(t, o)
+		dir := filepath.Join(root, "overlays", o)
+		editFile(t, filepath.Join(dir, "kustomization.yaml"), withComponents("monitoring", "sample-model"))
+		d, err := aksBuild(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[o] = d
 	}
 	ds := func(m *manifests) *corev1.PodSpec { return &m.daemonSets[0].Spec.Template.Spec }
 	sg := func(m *manifests) *corev1.Container { return &ds(m).Containers[0] }
@@ -1080,6 +1426,15 @@ func TestAKSChecksCatch(t *testing.T) {
 		t.Fatalf("no Service %s", name)
 		return nil
 	}
+	cnameMap := func(m *manifests) *corev1.ConfigMap {
+		for _, cm := range m.configMaps {
+			if strings.HasPrefix(cm.Name, "scoregate-name") {
+				return cm
+			}
+		}
+		t.Fatal("no ConfigMap scoregate-name")
+		return nil
+	}
 	covered := map[string]bool{}
 	for _, tt := range []struct {
 		name, overlay, check string
@@ -1090,7 +1445,14 @@ func TestAKSChecksCatch(t *testing.T) {
 			sg(m).Env = append(sg(m).Env, corev1.EnvVar{Name: "SCOREGATE_CNAME", Value: "x"})
 		}},
 		{"no subcommand", "own-cert", "flags", func(m *manifests) { sg(m).Args = sg(m).Args[1:] }},
-		{"undefined variable", "own-cert", "env refs", func(m *manifests) { sg(m).Env = nil }},
+		{"name's ConfigMap missing", "cert-manager", "flags", func(m *manifests) { cnameMap(m).Name = "other" }},
+		{"name's key missing", "acme", "flags", func(m *manifests) { cnameMap(m).Data = map[string]string{"name": "x"} }},
+		{"undefined variable", "own-cert", "env refs", func(m *manifests) {
+			sg(m).Env = slices.DeleteFunc(sg(m).Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" })
+		}},
+		{"no name", "own-cert", "cname", func(m *manifests) { cnameMap(m).Data["cname"] = "" }},
+		{"a URL for a name", "own-cert", "cname", func(m *manifests) { setArg(m, "ssl-cname", "https://score.example.com") }},
+		{"a label for a name", "own-cert", "cname", func(m *manifests) { cnameMap(m).Data["cname"] = "score" }},
 		{"cert outside mounts", "own-cert", "files", func(m *manifests) { setArg(m, "ssl-key-pem-file", "/etc/tls/tls.key") }},
 		{"subPath", "own-cert", "files", func(m *manifests) { sg(m).VolumeMounts[0].SubPath = "tls.crt" }},
 		{"volume missing", "cert-manager", "files", func(m *manifests) { sg(m).VolumeMounts[0].Name = "certs" }},
@@ -1104,9 +1466,7 @@ func TestAKSChecksCatch(t *testing.T) {
 		}},
 		{"probe on https port", "own-cert", "probes", func(m *manifests) { sg(m).ReadinessProbe.HTTPGet.Port = intstr.FromString("https") }},
 		{"liveness on readyz", "own-cert", "probes", func(m *manifests) { sg(m).LivenessProbe.HTTPGet.Path = "/readyz" }},
-		{"metrics on loopback", "own-cert", "probes", func(m *manifests) {
-			sg(m).Args = slices.DeleteFunc(sg(m).Args, func(a string) bool { return strings.HasPrefix(a, "--metrics-listen") })
-		}},
+		{"metrics on loopback", "own-cert", "probes", func(m *manifests) { setArg(m, "metrics-listen", "127.0.0.1:9464") }},
 		{"listen port undeclared", "own-cert", "listen ports", func(m *manifests) { setArg(m, "listen", ":9443") }},
 		{"selector renamed", "own-cert", "selectors", func(m *manifests) {
 			svc(m, "scoring-model").Spec.Selector = map[string]string{"app.kubernetes.io/name": "model"}
@@ -1115,10 +1475,24 @@ func TestAKSChecksCatch(t *testing.T) {
 			svc(m, "scoregate").Spec.Ports[0].TargetPort = intstr.FromInt32(443)
 		}},
 		{"pod monitor port", "own-cert", "selectors", func(m *manifests) { m.podMonitors[0].Spec.PodMetricsEndpoints[0].Port = "prom" }},
+		{"pod monitor on https", "acme", "monitoring", func(m *manifests) { m.podMonitors[0].Spec.PodMetricsEndpoints[0].Port = "https" }},
+		{"metrics moved, monitor not", "cert-manager", "monitoring", func(m *manifests) {
+			setArg(m, "metrics-listen", ":9465")
+			sg(m).Ports = append(sg(m).Ports, corev1.ContainerPort{Name: "metrics2", ContainerPort: 9465})
+			sg(m).ReadinessProbe.HTTPGet.Port = intstr.FromString("metrics2")
+			sg(m).LivenessProbe.HTTPGet.Port = intstr.FromString("metrics2")
+		}},
 		{"grace too short", "own-cert", "grace", func(m *manifests) { ds(m).TerminationGracePeriodSeconds = new(int64(45)) }},
 		{"shutdown longer", "acme", "grace", func(m *manifests) { setArg(m, "shutdown-timeout", "1m") }},
 		{"no preStop", "own-cert", "grace", func(m *manifests) { sg(m).Lifecycle = nil }},
 		{"runAsUser removed", "cert-manager", "non-root", func(m *manifests) { model(m).SecurityContext.RunAsNonRoot = new(true) }},
+		{"root user", "own-cert", "hardening", func(m *manifests) {
+			ds(m).SecurityContext.RunAsNonRoot = new(false)
+			ds(m).SecurityContext.RunAsUser = new(int64(0))
+			sg(m).SecurityContext.RunAsNonRoot = nil
+			sg(m).SecurityContext.RunAsUser = nil
+		}},
+		{"root group", "acme", "hardening", func(m *manifests) { sg(m).SecurityContext.RunAsGroup = new(int64(0)) }},
 		{"writable root", "own-cert", "hardening", func(m *manifests) { sg(m).SecurityContext.ReadOnlyRootFilesystem = new(false) }},
 		{"no seccomp", "own-cert", "hardening", func(m *manifests) {
 			ds(m).SecurityContext.SeccompProfile = nil
@@ -1146,7 +1520,19 @@ func TestAKSChecksCatch(t *testing.T) {
 		}},
 		{"every node", "own-cert", "placement", func(m *manifests) { ds(m).NodeSelector = nil }},
 		{"no DNS label", "acme", "acme", func(m *manifests) { delete(svc(m, "scoregate").Annotations, dnsLabelAnnotation) }},
-		{"other name", "acme", "acme", func(m *manifests) { setArg(m, "ssl-cname", "fraud2.westeurope.cloudapp.azure.com") }},
+		{"name in two places", "acme", "acme", func(m *manifests) {
+			first, rest, _ := strings.Cut(cnameMap(m).Data["cname"], ".")
+			setArg(m, "ssl-cname", first+"2."+rest)
+		}},
+		{"unknown region", "acme", "acme", func(m *manifests) {
+			first, _, _ := strings.Cut(cnameMap(m).Data["cname"], ".")
+			cnameMap(m).Data["cname"] = first + ".westeurop.cloudapp.azure.com"
+		}},
+		{"leaf label drawn per pod", "acme", "acme", func(m *manifests) {
+			cnameMap(m).Data["cname"] = ""
+			setArg(m, "leaf-domain-label", "fraud")
+			setArg(m, "region", "westeurope")
+		}},
 		{"no port 80", "acme", "acme", func(m *manifests) {
 			s := svc(m, "scoregate")
 			s.Spec.Ports = slices.DeleteFunc(s.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == 80 })
@@ -1157,38 +1543,45 @@ func TestAKSChecksCatch(t *testing.T) {
 		{"storage ReadWriteOnce", "acme", "acme", func(m *manifests) {
 			m.pvcs[0].Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
 		}},
-		{"certificate for another name", "cert-manager", "cert-manager", func(m *manifests) { m.certificates[0].Spec.DNSNames = []string{"other.contoso.com"} }},
+		{"certificate for another name", "cert-manager", "cert-manager", func(m *manifests) { m.certificates[0].Spec.DNSNames = []string{"other.example.com"} }},
+		{"certificate for a placeholder", "cert-manager", "cert-manager", func(m *manifests) {
+			m.certificates[0].Spec.DNSNames = append(m.certificates[0].Spec.DNSNames, "(the cname)")
+		}},
 		{"certificate to another secret", "cert-manager", "cert-manager", func(m *manifests) { m.certificates[0].Spec.SecretName = "tls" }},
 		{"HTTP-01 solver", "cert-manager", "cert-manager", func(m *manifests) { m.issuers[0].Spec.ACME.Solvers[0].DNS01 = nil }},
 		{"secret in git", "own-cert", "no secrets", func(m *manifests) {
 			m.secrets = append(m.secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "scoregate-tls"}})
 		}},
-		{"alert dropped", "own-cert", "alerts", func(m *manifests) {
-			g := &m.rules[0].Spec.Groups[0]
-			g.Rules = g.Rules[1:]
+		{"alert on a metric not exported", "own-cert", "alerts", func(m *manifests) {
+			m.rules[0].Spec.Groups[0].Rules[0].Expr = "scoregate_certificate_expiry_seconds < 86400"
 		}},
-		{"dashboard stale", "own-cert", "dashboard", func(m *manifests) {
-			for _, cm := range m.configMaps {
-				cm.Data["scoregate.json"] = "{}"
-			}
+		{"alert that does not parse", "acme", "alerts", func(m *manifests) {
+			m.rules[0].Spec.Groups[0].Rules[0].Expr = "rate(scoregate_requests_total[5m]"
 		}},
 	} {
 		covered[tt.check] = true
 		t.Run(tt.name, func(t *testing.T) {
-			if _, ok := aksChecks[tt.check]; !ok {
+			if !slices.ContainsFunc(aksChecks, func(c struct {
+				name  string
+				check aksCheck
+			}) bool {
+				return c.name == tt.check
+			}) {
 				t.Fatalf("no check %q", tt.check)
 			}
-			m, err := aksDecode(tt.overlay, docs[tt.overlay], flags, alerts, board)
+			m, err := aksDecode(tt.overlay, docs[tt.overlay], in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.fileCap = fileCap
+			if ps := runAKSChecks(m); len(ps) > 0 {
+				t.Fatalf("the unbroken copy fails: %q", ps)
+			}
 			tt.mutate(m)
-			for name, c := range aksChecks {
-				ps := c(m)
-				if name == tt.check && len(ps) == 0 {
-					t.Errorf("check %q found nothing wrong", name)
-				}
+			failed := runAKSChecks(m)
+			if len(failed[tt.check]) == 0 {
+				t.Errorf("check %q found nothing wrong", tt.check)
+			}
+			for name, ps := range failed {
 				if name != tt.check {
 					for _, p := range ps {
 						t.Errorf("check %q fired too: %s", name, p)
@@ -1197,9 +1590,9 @@ func TestAKSChecksCatch(t *testing.T) {
 			}
 		})
 	}
-	for name := range aksChecks {
-		if !covered[name] {
-			t.Errorf("check %q is never shown to catch anything", name)
+	for _, c := range aksChecks {
+		if !covered[c.name] {
+			t.Errorf("check %q is never shown to catch anything", c.name)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -51,15 +52,14 @@ func exported(t *testing.T) map[string]bool {
 	return d.names
 }
 
-// checkExpr parses a PromQL expression and checks that every metric it
-// selects is exported (histogram series by their family name).
-func checkExpr(t *testing.T, where, expr string, names map[string]bool, used map[string]bool) {
-	t.Helper()
+// exprProblems parses a PromQL expression and checks that every metric it
+// selects is exported (histogram series by their family name); it returns
+// what is wrong and the exported names it selects.
+func exprProblems(expr string, names map[string]bool) (problems, used []string) {
 	p := parser.NewParser(parser.Options{})
 	e, err := p.ParseExpr(expr)
 	if err != nil {
-		t.Errorf("%s: %q does not parse: %v", where, expr, err)
-		return
+		return []string{fmt.Sprintf("%q does not parse: %v", expr, err)}, nil
 	}
 	n := 0
 	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
@@ -75,13 +75,26 @@ func checkExpr(t *testing.T, where, expr string, names map[string]bool, used map
 			}
 		}
 		if !names[name] {
-			t.Errorf("%s: %q selects %s, which scoregate does not export", where, expr, vs.Name)
+			problems = append(problems, fmt.Sprintf("%q selects %s, which scoregate does not export", expr, vs.Name))
 		}
-		used[name] = true
+		used = append(used, name)
 		return nil
 	})
 	if n == 0 {
-		t.Errorf("%s: %q selects no metric", where, expr)
+		problems = append(problems, fmt.Sprintf("%q selects no metric", expr))
+	}
+	return problems, used
+}
+
+// checkExpr reports exprProblems as test errors and records the names used.
+func checkExpr(t *testing.T, where, expr string, names map[string]bool, used map[string]bool) {
+	t.Helper()
+	problems, u := exprProblems(expr, names)
+	for _, p := range problems {
+		t.Errorf("%s: %s", where, p)
+	}
+	for _, n := range u {
+		used[n] = true
 	}
 }
 

@@ -318,9 +318,13 @@ var dockerfileChecks = []struct {
 	}},
 	{"expose", func(d *dockerfile) error {
 		ports := d.exposed()
-		for _, p := range []int{443, 9090} {
-			if !ports[p] {
-				return fmt.Errorf("EXPOSE does not include %d", p)
+		if !ports[443] {
+			return errors.New("EXPOSE does not include 443")
+		}
+		addr := d.env()["SCOREGATE_METRICS_LISTEN"]
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			if n, err := strconv.Atoi(p); err == nil && !ports[n] {
+				return fmt.Errorf("EXPOSE does not include %d, the port of SCOREGATE_METRICS_LISTEN=%s", n, addr)
 			}
 		}
 		return nil
@@ -328,14 +332,14 @@ var dockerfileChecks = []struct {
 	{"metrics", func(d *dockerfile) error {
 		addr, ok := d.env()["SCOREGATE_METRICS_LISTEN"]
 		if !ok {
-			return errors.New("no ENV SCOREGATE_METRICS_LISTEN: the default 127.0.0.1:9090 is out of the probes' reach")
+			return errors.New("no ENV SCOREGATE_METRICS_LISTEN: serve's default, on 127.0.0.1, is out of the probes' reach")
 		}
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return fmt.Errorf("SCOREGATE_METRICS_LISTEN=%s: %v", addr, err)
 		}
 		if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-			return fmt.Errorf("SCOREGATE_METRICS_LISTEN=%s: want all interfaces (such as :9090), so that probes reach it", addr)
+			return fmt.Errorf("SCOREGATE_METRICS_LISTEN=%s: want all interfaces (such as :9464), so that probes reach it", addr)
 		}
 		return nil
 	}},
@@ -468,9 +472,10 @@ func TestDockerfileChecksCatch(t *testing.T) {
 		{"copy with chown", binCopy, "COPY --from=build --chown=65532:65532 /out/scoregate /usr/local/bin/scoregate", "port443"},
 		{"copy with link", binCopy, "COPY --link --from=build /out/scoregate /usr/local/bin/scoregate", "port443"},
 		{"443 not exposed", "EXPOSE 443 80", "EXPOSE 80", "expose"},
-		{"9090 not exposed", "8443 9090\n", "8443\n", "expose"},
-		{"metrics on loopback", "SCOREGATE_METRICS_LISTEN=:9090", "SCOREGATE_METRICS_LISTEN=127.0.0.1:9090", "metrics"},
-		{"no metrics env", "ENV SCOREGATE_METRICS_LISTEN=:9090\n", "", "metrics"},
+		{"metrics port not exposed", "8443 9464\n", "8443\n", "expose"},
+		{"metrics moved, EXPOSE not", "SCOREGATE_METRICS_LISTEN=:9464", "SCOREGATE_METRICS_LISTEN=:9465", "expose"},
+		{"metrics on loopback", "SCOREGATE_METRICS_LISTEN=:9464", "SCOREGATE_METRICS_LISTEN=127.0.0.1:9464", "metrics"},
+		{"no metrics env", "ENV SCOREGATE_METRICS_LISTEN=:9464\n", "", "metrics"},
 		{"storage root-owned", "COPY --from=build --chown=65532:65532 /out/var/lib/scoregate", "COPY --from=build /out/var/lib/scoregate", "storage"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
