@@ -1596,3 +1596,40 @@ func TestAKSChecksCatch(t *testing.T) {
 		}
 	}
 }
+
+// readmeStaticIP is the patch aks/README.md gives for a reserved IP.
+var readmeStaticIP = regexp.MustCompile("(?s)Add this to the overlay's `kustomization.yaml`[^\n]*\n\n```yaml\n(.*?)```")
+
+// TestAKSReadmeStaticIP: the README's static-IP patch, added to an overlay
+// as it says, builds and gives the Service the azure-pip-name annotation.
+func TestAKSReadmeStaticIP(t *testing.T) {
+	b, err := os.ReadFile("aks/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readmeStaticIP.FindSubmatch(b)
+	if m == nil {
+		t.Fatal("aks/README.md has no static-IP patch block")
+	}
+	in := loadRuleInputs(t)
+	for _, o := range aksOverlays {
+		t.Run(o, func(t *testing.T) {
+			dir := filepath.Join(copyDeploy(t, "aks"), "overlays", o)
+			editFile(t, filepath.Join(dir, "kustomization.yaml"), func(s string) string {
+				if strings.Contains(s, "\npatches:") {
+					// Merge into the overlay's own list.
+					return strings.Replace(s, "\npatches:\n", "\n"+string(m[1]), 1)
+				}
+				return s + string(m[1])
+			})
+			for _, f := range checkAKSDir(dir, in) {
+				t.Error(f)
+			}
+			got := aksLoad(t, dir, in)
+			i := slices.IndexFunc(got.services, func(s *corev1.Service) bool { return s.Spec.Type == corev1.ServiceTypeLoadBalancer })
+			if i < 0 || got.services[i].Annotations["service.beta.kubernetes.io/azure-pip-name"] != "scoregate-ip" {
+				t.Errorf("the LoadBalancer Service lacks azure-pip-name: scoregate-ip after the README's patch")
+			}
+		})
+	}
+}
