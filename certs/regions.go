@@ -134,7 +134,7 @@ func closestRegions(r string) []string {
 	best := limit + 1
 	var near []string
 	for _, name := range azureRegions {
-		switch d := editDistance(r, name); {
+		switch d := EditDistance(r, name); {
 		case d < best:
 			best, near = d, []string{name}
 		case d == best && len(near) < maxSuggestions:
@@ -157,12 +157,13 @@ func orList(names []string) string {
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
-// editDistance is the optimal string alignment distance between a and b
+// EditDistance is the optimal string alignment distance between a and b
 // (Damerau–Levenshtein restricted to edits that do not overlap): the
 // fewest insertions, deletions, substitutions and swaps of two adjacent
-// bytes that turn a into b. Region names are ASCII, so bytes are
-// characters.
-func editDistance(a, b string) int {
+// bytes that turn a into b. It counts bytes, which are characters in
+// ASCII names such as regions and flags (the command line's "did you
+// mean" for an unknown flag uses it too).
+func EditDistance(a, b string) int {
 	// Three rows of the dynamic-programming table: i-2, i-1 and i.
 	prev2 := make([]int, len(b)+1)
 	prev := make([]int, len(b)+1)
