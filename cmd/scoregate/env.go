@@ -34,7 +34,8 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 
 // parseFlags parses a subcommand's args, then fills the flags not given
 // from the environment, and returns the names of the flags set either way.
-// --help prints usage and the flags to stdout and returns flag.ErrHelp.
+// --help prints usage and the flags to stdout and returns flag.ErrHelp. An
+// unknown flag's error names the closest flags (suggestFlag).
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) (string, bool), stdout io.Writer, usage string) (map[string]bool, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -45,7 +46,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) (string, bo
 			fs.PrintDefaults()
 			return nil, err
 		}
-		return nil, usageError{err}
+		return nil, usageError{suggestFlag(fs, err)}
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
