@@ -25,7 +25,8 @@ type body struct {
 	rc          io.Reader // the body as framed: ReadRequest's, or a chunkedBody
 	continueDue atomic.Bool
 	eof         atomic.Bool
-	failed      atomic.Bool // a read failed: what is left on the wire is not to be read
+	read        atomic.Int64 // bytes the handler read
+	failed      atomic.Bool  // a read failed: what is left on the wire is not to be read
 	closed      atomic.Bool
 }
 
@@ -37,6 +38,7 @@ func (b *body) Read(p []byte) (int, error) {
 		b.w.sendContinue()
 	}
 	n, err := b.rc.Read(p)
+	b.read.Add(int64(n))
 	if err == io.EOF {
 		b.eof.Store(true)
 	} else if err != nil {
@@ -54,12 +56,17 @@ func (b *body) Close() error {
 // read-header timeout (or discardTimeout), and reports whether it ended:
 // the connection can carry another request. A body whose read failed (a
 // timeout, a malformed chunk) is not read again, nor one the client will
-// send only after 100 Continue: the connection ends.
+// send only after 100 Continue, nor one whose declared length leaves
+// maxDiscard or more unread (net/http's "tooBig", which it does not wait
+// for either): the connection ends.
 func (b *body) drained() bool {
 	if b.eof.Load() {
 		return true
 	}
 	if b.failed.Load() || b.continueDue.Load() {
+		return false
+	}
+	if cl := b.w.req.ContentLength; cl > 0 && cl-b.read.Load() >= maxDiscard {
 		return false
 	}
 	c := b.w.c

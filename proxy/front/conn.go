@@ -193,6 +193,10 @@ func (c *conn) serveRequest() (keep bool) {
 	keep = w.finish()
 	if keep {
 		c.s.connState(c.raw, http.StateIdle)
+	} else if c.werr == nil && (w.body != nil && !w.body.eof.Load() || c.br.Buffered() > 0) {
+		// The client may still be sending: the body, or requests
+		// after it.
+		c.lingerClose()
 	}
 	return keep
 }
@@ -282,6 +286,53 @@ func (c *conn) cancelRequest() {
 	c.watchMu.Unlock()
 	if w != nil {
 		w.ctx.cancel()
+	}
+}
+
+// Bounds of a lingering close (see lingerClose). The time is RFC 9112's
+// "reasonably certain" made generous: enough for a client on a slow link
+// to finish an upload of several MB and read the answer; the size is
+// above the 10 MB that Node's fetch was seen to send before reading, and
+// about what 5 s bring at 100 Mbit/s.
+const (
+	lingerTime  = 5 * time.Second
+	lingerBytes = 64 << 20
+)
+
+// lingerClose ends a connection on which the client may still be
+// sending (a body the handler did not read, a request refused before
+// its end, requests pipelined after a Connection: close): it sends the
+// buffered answer, then TLS close_notify and a TCP FIN, and reads and
+// drops what the client still sends until the client closes, or for
+// lingerTime, or lingerBytes, whichever comes first; the caller then
+// closes. Closing with unread bytes at once makes the kernel send a
+// reset, and a client still writing (Node's fetch, Go's client: they
+// write the whole body before reading) then loses the answer it had not
+// read yet, or never gets to read it (ECONNRESET).
+//
+// net/http's server (closeWriteAndWait) sends the FIN and then only
+// sleeps rstAvoidanceDelay, 500 ms, without reading, and only after an
+// over-limit or closed body; RFC 9112 section 9.6 (RFC 7230 section 6.6,
+// which its comment quotes) asks a server to go on reading until the
+// client closes or until it is reasonably certain the client has the
+// answer. Reading is what lets a client that writes before it reads get
+// to its read. This runs after the handler returned, so no handler or
+// backend slot is held; the connection still counts as active, so that
+// Shutdown waits for it (at most lingerTime) and Close ends it at once.
+func (c *conn) lingerClose() {
+	c.tc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.tc.CloseWrite() // close_notify
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite() // FIN
+	}
+	c.tc.SetReadDeadline(time.Now().Add(c.s.lingerTime()))
+	n := c.s.lingerBytes()
+	if c.br != nil {
+		n -= int64(c.br.Buffered())
+		c.br.Discard(c.br.Buffered())
+	}
+	if n > 0 {
+		io.CopyN(io.Discard, c.tc, n)
 	}
 }
 

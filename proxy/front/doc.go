@@ -15,7 +15,10 @@
 // names and values, Expect, versions, the header size limit as 431),
 // and stricter framing (bare LF, bare CR and obsolete line folding are
 // 400, in the header of every request, pipelined or not, and in a chunked
-// body's trailer, which is decoded here). What this costs: a client that leaves is noticed only once its
+// body's trailer, which is decoded here). A connection that ends while
+// the client may still be sending (an answer given before the body was
+// read) ends with a lingering close, so that the client reads the answer
+// instead of a reset. What this costs: a client that leaves is noticed only once its
 // request has run for 10 ms with its body read (the connection is then
 // watched by one read), or when its response is written.
 package front

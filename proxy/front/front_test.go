@@ -456,3 +456,135 @@ func TestPipelinedFraming(t *testing.T) {
 		})
 	}
 }
+
+// uploadFirst writes head and then size bytes of body on c before it
+// reads anything, as Node's fetch and Go's client do, and returns the
+// write's error.
+func uploadFirst(c net.Conn, head string, size int) error {
+	if _, err := io.WriteString(c, head); err != nil {
+		return err
+	}
+	chunk := []byte(strings.Repeat("b", 64<<10))
+	for size > 0 {
+		n, err := c.Write(chunk[:min(size, len(chunk))])
+		if err != nil {
+			return err
+		}
+		size -= n
+	}
+	return nil
+}
+
+// TestEarlyAnswer: an answer sent before the body was read reaches a
+// client that writes its whole 10 MB body before it reads, every time:
+// the connection ends with a lingering close, not a reset.
+func TestEarlyAnswer(t *testing.T) {
+	const size = 10 << 20
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, "no key")
+	}), nil)
+	for _, tt := range []struct{ name, head string }{
+		{"Content-Length", request("POST", "/", fmt.Sprintf("Content-Length: %d\r\n", size))},
+		{"chunked", request("POST", "/", "Transfer-Encoding: chunked\r\n") + fmt.Sprintf("%x\r\n", size)},
+		{"HTTP/1.0", fmt.Sprintf("POST / HTTP/1.0\r\nContent-Length: %d\r\n\r\n", size)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range 16 {
+				c := dial(t, ts.addr)
+				if err := uploadFirst(c, tt.head, size); err != nil {
+					t.Fatalf("try %d: writing the request: %v", i+1, err)
+				}
+				ex := readResponses(c, -1)
+				if len(ex.resps) != 1 || ex.resps[0].StatusCode != 401 || ex.bodies[0] != "no key" || !ex.closed {
+					t.Fatalf("try %d: answers %v %q, closed %v (%v); want the 401, then closed", i+1, ex.resps, ex.bodies, ex.closed, ex.err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+// TestLingerBounded: the lingering close reads for a bounded time and a
+// bounded size. A client that neither sends nor closes is closed on once
+// the time is up; one that sends more than the size is cut off; either
+// has the answer first.
+func TestLingerBounded(t *testing.T) {
+	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "early") })
+	t.Run("time", func(t *testing.T) {
+		ts := start(t, answer, nil)
+		ts.lingerFor = int64(50 * time.Millisecond)
+		c := dial(t, ts.addr)
+		io.WriteString(c, request("POST", "/", "Content-Length: 1048576\r\n")+"some")
+		ex := readResponses(c, 1)
+		if len(ex.bodies) != 1 || ex.bodies[0] != "early" {
+			t.Fatalf("answers %q (%v)", ex.bodies, ex.err)
+		}
+		// The client goes on holding the connection open, sending
+		// nothing: the server must end it.
+		c.SetReadDeadline(time.Now().Add(waitLimit))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read after the answer: %v, want EOF (the server's close_notify)", err)
+		}
+		waitFor(t, "the server closing the connection", func() bool {
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			return len(ts.conns) == 0
+		})
+	})
+	t.Run("size", func(t *testing.T) {
+		ts := start(t, answer, nil)
+		ts.lingerMax = 1 << 20
+		c := dial(t, ts.addr)
+		err := uploadFirst(c, request("POST", "/", "Content-Length: 104857600\r\n"), 100<<20)
+		if err == nil {
+			t.Fatal("the server read a 100 MB body it had answered; want the connection cut after 1 MiB")
+		}
+	})
+}
+
+// TestShutdownWaitsForLinger: Shutdown waits for a lingering close (the
+// client has its answer and is still sending) until the client closes,
+// and Close ends it at once.
+func TestShutdownWaitsForLinger(t *testing.T) {
+	for _, how := range []string{"client closes", "Close"} {
+		t.Run(how, func(t *testing.T) {
+			ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "early") }), nil)
+			ts.lingerFor = int64(waitLimit * 2) // longer than the test may take
+			c := dial(t, ts.addr)
+			io.WriteString(c, request("POST", "/", "Content-Length: 1048576\r\n")+"some")
+			if ex := readResponses(c, 1); len(ex.bodies) != 1 {
+				t.Fatalf("no answer: %v", ex.err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- ts.Shutdown(ctx) }()
+			// Shutdown closes idle connections within a few ms; this one
+			// must be waited for.
+			select {
+			case err := <-shut:
+				t.Fatalf("Shutdown = %v while a connection lingers", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			switch how {
+			case "client closes":
+				c.Close()
+				if err := <-shut; err != nil {
+					t.Errorf("Shutdown = %v", err)
+				}
+			case "Close":
+				cancel()
+				if err := <-shut; err != context.Canceled {
+					t.Errorf("Shutdown = %v, want context.Canceled", err)
+				}
+				ts.Close()
+			}
+			waitFor(t, "the connection closed", func() bool {
+				ts.mu.Lock()
+				defer ts.mu.Unlock()
+				return len(ts.conns) == 0
+			})
+		})
+	}
+}

@@ -221,17 +221,6 @@ func (c *conn) refuse(err error) {
 	c.lingerClose()
 }
 
-// lingerClose ends the sending side and reads what the client still
-// sends, for up to half a second or 256 KiB, before the connection is
-// closed: closing with unread bytes would reset the connection and could
-// destroy the answer before the client read it (net/http waits the same
-// half second).
-func (c *conn) lingerClose() {
-	c.tc.CloseWrite()
-	c.tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	io.CopyN(io.Discard, c.tc, 256<<10)
-}
-
 // isNetError reports whether err is the client leaving or going quiet,
 // which gets no answer (net/http's isCommonNetReadError).
 func isNetError(err error) bool {

@@ -339,7 +339,15 @@ func (w *response) sendHead(first []byte) {
 	}
 	// A body the handler left unread: read it now, before the head, since
 	// some clients send the whole request before reading the response
-	// (net/http does the same); or, if that is too much, close.
+	// (net/http does the same); or, if that is too much, close. Not for a
+	// 413: the body is what the handler refused, and the client is to
+	// have the answer at once, not after the body (RFC 7231 section
+	// 6.5.11: the server may close the connection to stop the client
+	// sending it). Either way the connection's end is a lingering close
+	// (conn.lingerClose), so that the answer is not lost to a reset.
+	if w.body != nil && !w.closeAfter && w.status == http.StatusRequestEntityTooLarge && !w.body.eof.Load() {
+		w.closeAfter = true
+	}
 	if w.body != nil && !w.closeAfter && !w.body.drained() {
 		w.closeAfter = true
 	}

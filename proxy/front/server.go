@@ -29,6 +29,10 @@ type Server struct {
 
 	draining atomic.Bool
 
+	// The bounds of a lingering close, if not lingerTime and
+	// lingerBytes; set by tests before Serve.
+	lingerFor, lingerMax int64
+
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[*conn]struct{}
@@ -109,6 +113,20 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+func (s *Server) lingerTime() time.Duration {
+	if s.lingerFor > 0 {
+		return time.Duration(s.lingerFor)
+	}
+	return lingerTime
+}
+
+func (s *Server) lingerBytes() int64 {
+	if s.lingerMax > 0 {
+		return s.lingerMax
+	}
+	return lingerBytes
 }
 
 func (s *Server) isClosed() bool {
