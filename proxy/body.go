@@ -49,6 +49,14 @@ type clientBody struct {
 	// wait for one in progress.
 	mu    sync.Mutex
 	timer *time.Timer // nil until the first read
+
+	// sd serialises shutDown, and only its first call acts: a later one
+	// (h1's body writer closing the body, with ServeHTTP's own call
+	// holding mu) would otherwise set the read deadline unsynchronised,
+	// possibly after the handler returned, when net/http's HTTP/2
+	// ResponseWriter is nil or serves another stream.
+	sd     sync.Mutex
+	isShut bool // guarded by sd
 }
 
 func (b *clientBody) init(r *http.Request, rc io.ReadCloser, ctl *http.ResponseController, timeout time.Duration) {
@@ -128,6 +136,12 @@ func (b *clientBody) Close() error { return nil }
 // past, and waited for. Then nothing reads r.Body any more. It is safe to
 // call more than once, and from any goroutine.
 func (b *clientBody) shutDown() {
+	b.sd.Lock()
+	defer b.sd.Unlock()
+	if b.isShut {
+		return
+	}
+	b.isShut = true
 	b.shut.Store(true)
 	if b.mu.TryLock() {
 		b.stopTimer()
