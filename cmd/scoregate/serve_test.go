@@ -306,6 +306,50 @@ func TestServeDev(t *testing.T) {
 	}
 }
 
+// TestServeChecksBeforeBinding holds the port given as --listen (and as
+// --metrics-listen): a configuration error is still reported as itself,
+// exit 2, since serve checks everything before it binds; with a valid
+// configuration the taken port is the error, and it says how to move.
+func TestServeChecksBeforeBinding(t *testing.T) {
+	dir := t.TempDir()
+	f := certstest.NewFiles(t, dir, "api.example.com")
+	other := f.Intermediate.Leaf(t, certstest.LeafOptions{DNSNames: []string{"other.example.com"}})
+	otherCert := certstest.WriteChain(t, dir, "other-chain.pem", other.CertPEM, f.Intermediate.CertPEM)
+	otherKey := certstest.WriteFile(t, dir, "other-key.pem", other.KeyPEM)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	taken := held.Addr().String()
+
+	for _, tt := range []struct {
+		name      string
+		args      []string
+		want, not string
+	}{
+		{"certificate for another name", []string{"--ssl-cert-pem-file", otherCert, "--ssl-key-pem-file", otherKey, "--ssl-cname", "api.example.com", "--listen", taken},
+			`--ssl-cert-pem-file "` + otherCert + `": `, "in use"},
+		{"key of another certificate", []string{"--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", otherKey, "--ssl-cname", "api.example.com", "--listen", taken},
+			`--ssl-key-pem-file "` + otherKey + `": `, "in use"},
+		{"missing certificate, metrics port taken", []string{"--ssl-cert-pem-file", filepath.Join(dir, "missing.pem"), "--ssl-key-pem-file", f.KeyFile, "--ssl-cname", "api.example.com", "--listen", "127.0.0.1:0", "--metrics-listen", taken},
+			`--ssl-cert-pem-file "` + filepath.Join(dir, "missing.pem") + `": `, "in use"},
+		{"missing auth key file", []string{"--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile, "--ssl-cname", "api.example.com", "--listen", taken, "--auth-key-file", filepath.Join(dir, "nokeys")},
+			`--auth-key-file "`, "in use"},
+		{"valid, TLS port taken", []string{"--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile, "--ssl-cname", "api.example.com", "--listen", taken, "--metrics-listen", ""},
+			`--listen "` + taken + `": bind: address already in use (another process has the port: choose another with --listen or SCOREGATE_LISTEN)`, ""},
+		{"valid, metrics port taken", []string{"--ssl-cert-pem-file", f.CertFile, "--ssl-key-pem-file", f.KeyFile, "--ssl-cname", "api.example.com", "--listen", "127.0.0.1:0", "--metrics-listen", taken},
+			`--metrics-listen "` + taken + `": bind: address already in use (another process has the port: choose another with --metrics-listen or SCOREGATE_METRICS_LISTEN)`, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, append([]string{"serve"}, tt.args...)...)
+			if code != exitUsage || !strings.HasPrefix(stderr, "scoregate: "+tt.want) || strings.Count(stderr, "\n") != 1 || tt.not != "" && strings.Contains(stderr, tt.not) {
+				t.Errorf("serve with %s in use: exit %d, stderr %q; want exit 2 and one line starting %q", taken, code, stderr, "scoregate: "+tt.want)
+			}
+		})
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,8 +83,12 @@ func (l *listener) close() error {
 	return l.srv.Close()
 }
 
-// newServer builds a server from cfg and binds its listeners. Errors about
-// the configuration are usageErrors naming the flag.
+// newServer builds a server from cfg and binds its listeners. Everything
+// in cfg, the PEM certificate and key included, is checked before the
+// listeners are bound, so that a configuration error is reported as such
+// when a port is taken too; only an ACME source is made after, as it
+// answers its challenges on the bound addresses. Errors about the
+// configuration are usageErrors naming the flag.
 func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = defaultShutdownTimeout
@@ -147,6 +152,14 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 	tlsSrv.Protocols = new(http.Protocols)
 	tlsSrv.Protocols.SetHTTP1(true)
 	tlsSrv.Protocols.SetHTTP2(true)
+	if cfg.ACME == nil {
+		// The PEM pair is checked before any listener is bound, so that
+		// a bad certificate is reported as such even when the port is
+		// taken (and nothing listens while serve cannot serve).
+		if s.certs, err = s.newCertProvider(); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.listen("listen", cfg.Listen, tlsSrv); err != nil {
 		return nil, err
 	}
@@ -170,9 +183,12 @@ func newServer(cfg serverConfig, stdout io.Writer) (_ *server, err error) {
 			return nil, err
 		}
 	}
-	// The listeners are bound: ACME's challenges can be answered on them.
-	if s.certs, err = s.newCertProvider(); err != nil {
-		return nil, err
+	if s.certs == nil {
+		// ACME needs the bound addresses: its challenges are answered
+		// on these listeners.
+		if s.certs, err = s.newCertProvider(); err != nil {
+			return nil, err
+		}
 	}
 	// The SNI policy, once, around whichever source.
 	tlsSrv.TLSConfig = certs.ServerTLSConfig(s.certs, certs.SNIPolicy{CName: cfg.CName, AllowMissingSNI: cfg.AllowMissingSNI, Refusals: s.refusals}, s.metrics)
@@ -230,6 +246,9 @@ func (s *server) listen(flagName, addr string, srv *http.Server) error {
 	if !ok {
 		var err error
 		if ln, err = net.Listen("tcp", addr); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return usagef("--%s %q: %w (another process has the port: choose another with --%s or %s)", flagName, addr, errors.Unwrap(err), flagName, envName(flagName))
+			}
 			return usagef("--%s %q: %w", flagName, addr, errors.Unwrap(err))
 		}
 	}
