@@ -81,7 +81,7 @@ const maxMetricsBytes = 16 << 20
 
 // ReadGoMemory reads MetricHeapInuse and MetricStackInuse from the
 // Prometheus text page at metricsURL, such as scoregate's
-// http://127.0.0.1:9090/metrics. It fills HeapInuse and StackInuse only.
+// http://127.0.0.1:9464/metrics. It fills HeapInuse and StackInuse only.
 // Its errors name the URL, and the metric when it is missing.
 func ReadGoMemory(ctx context.Context, client *http.Client, metricsURL string) (ServerMemory, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)

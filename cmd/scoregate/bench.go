@@ -77,7 +77,7 @@ func benchFlags(c *benchConfig) *flag.FlagSet {
 	fs.IntVar(&c.alternations, "alternations", 1, "with two targets (no --url and --scenario h1 or h2, or --url and --compare-url) and --rate: measure them alternately this many `times` each, and report the median and spread of the p50, p99 and p99.9 latency the first adds")
 	fs.IntVar(&c.idle, "idle", 0, "instead of a load test: open this many `connections` (TLS handshake and one request each), hold them idle for --duration, then close them; with --server-pid or --server-metrics, report the server's memory per connection")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "with --idle: the server's process `ID`; report its resident memory (VmRSS in /proc/PID/status, Linux) per idle connection")
-	fs.StringVar(&c.serverMetrics, "server-metrics", "", "with --idle: the server's Prometheus `URL`, such as scoregate's http://127.0.0.1:9090/metrics; report its Go heap and stacks in use per idle connection")
+	fs.StringVar(&c.serverMetrics, "server-metrics", "", "with --idle: the server's Prometheus `URL`, such as scoregate's http://127.0.0.1:9464/metrics; report its Go heap and stacks in use per idle connection")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&c.html, "html", "", "also write a self-contained HTML report with a latency plot to `file`")
 	return fs

@@ -36,7 +36,7 @@ func (c *benchConfig) checkIdle() error {
 	if c.serverMetrics != "" {
 		u, err := url.Parse(c.serverMetrics)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usagef("--server-metrics %q: want an http:// URL such as http://127.0.0.1:9090/metrics", c.serverMetrics)
+			return usagef("--server-metrics %q: want an http:// URL such as http://127.0.0.1:9464/metrics", c.serverMetrics)
 		}
 	}
 	return nil

@@ -58,11 +58,17 @@ type serveConfig struct {
 const (
 	flagCert = "ssl-cert-pem-file"
 	flagKey  = "ssl-key-pem-file"
+
+	defaultListen = ":8443"
+	// devListen is --listen's default with --dev: a development server
+	// with a demo backend and a self-made CA has no business on the
+	// network.
+	devListen = "127.0.0.1:8443"
 )
 
 func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.listen, "listen", ":8443", "TLS `address` clients connect to")
+	fs.StringVar(&c.listen, "listen", defaultListen, "TLS `address` clients connect to (with --dev: "+devListen+", loopback only)")
 	c.backends.vals = []string{defaultBackend}
 	fs.Var(&c.backends, "backend", "scoring backend `URL` (the model container on this node); repeat for replicas, and a DNS name stands for every address it resolves to (a headless Service)")
 	fs.Var(&c.services, "service", "`NAME=URL`: route /api/v1/service/NAME/... to URL as /..., as Azure ML's front end does; repeat NAME to add replicas. With it, --backend serves other paths only when given")
@@ -81,7 +87,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.BoolVar(&c.watch, "watch", true, "reload the certificate, key, auth key and session ticket key files when they change on disk (SIGHUP always reloads)")
 	fs.DurationVar(&c.reloadSettle, "reload-settle", 5*time.Second, "how long a changed certificate, key or auth key file may stay invalid (say, the key written after the certificate) before the reload counts as failed")
 	fs.DurationVar(&c.watchPoll, "watch-poll", 10*time.Second, "how often the watched files are also compared by content, in case a change event was lost")
-	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9090", "`address` for /healthz and /readyz (empty: off)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9464", "`address` for /healthz, /readyz and /metrics (empty: off); not 9090, which is Prometheus's own port and taken where a Prometheus runs on the same machine or in the same container group")
 	fs.StringVar(&c.httpListen, "http-listen", "", "optional plain-HTTP `address` that redirects (308) to https://<cname>")
 	fs.StringVar(&c.httpsPort, "https-port", "", "`port` that --http-listen redirects to (default: the port of --listen; set 443 behind a port-mapping load balancer)")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 60*time.Second, "how long the backend may take to send its response headers, counted from the end of the request (504 after)")
@@ -149,6 +155,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.dev && c.devDir == "" {
 		c.devDir = defaultDevDir()
+	}
+	if c.dev && !c.given["listen"] {
+		c.listen = devListen
 	}
 	if err := c.checkACME(); err != nil {
 		return err

@@ -291,6 +291,11 @@ func TestServeDev(t *testing.T) {
 	if !strings.Contains(out, "curl --cacert "+caFile) || !strings.Contains(out, "/score") {
 		t.Errorf("--dev stdout = %q, want a curl line with --cacert %s and /score", out, caFile)
 	}
+	wantPorts := "Ports: HTTPS " + ts.tlsAddr() + " (--listen), health and metrics " + ts.addr("metrics-listen") + " (--metrics-listen)\n" +
+		"Other ports: --listen 127.0.0.1:PORT --metrics-listen 127.0.0.1:PORT (or SCOREGATE_LISTEN, SCOREGATE_METRICS_LISTEN)\n"
+	if !strings.Contains(out, wantPorts) {
+		t.Errorf("--dev stdout = %q, want the ports and how to move them: %q", out, wantPorts)
+	}
 	if !strings.Contains(ts.stderr.String(), "DEVELOPMENT MODE") {
 		t.Errorf("--dev log has no development-only warning:\n%s", ts.stderr)
 	}
@@ -345,6 +350,35 @@ func TestServeChecksBeforeBinding(t *testing.T) {
 			code, _, stderr := runCmd(t, append([]string{"serve"}, tt.args...)...)
 			if code != exitUsage || !strings.HasPrefix(stderr, "scoregate: "+tt.want) || strings.Count(stderr, "\n") != 1 || tt.not != "" && strings.Contains(stderr, tt.not) {
 				t.Errorf("serve with %s in use: exit %d, stderr %q; want exit 2 and one line starting %q", taken, code, stderr, "scoregate: "+tt.want)
+			}
+		})
+	}
+}
+
+// TestServeDevListensOnLoopback: --dev's TLS listener defaults to loopback;
+// --listen and SCOREGATE_LISTEN still choose, and without --dev the default
+// stays every address.
+func TestServeDevListensOnLoopback(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"dev", []string{"--dev"}, nil, "127.0.0.1:8443"},
+		{"dev and --listen", []string{"--dev", "--listen", ":9443"}, nil, ":9443"},
+		{"dev and SCOREGATE_LISTEN", []string{"--dev"}, map[string]string{"SCOREGATE_LISTEN": "[::1]:9443"}, "[::1]:9443"},
+		{"not dev", []string{"--ssl-cert-pem-file", "c.pem", "--ssl-key-pem-file", "k.pem", "--ssl-cname", "api.example.com"}, nil, ":8443"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			c, err := parseServe(append(tt.args, "--dev-dir", dir), getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.listen != tt.want {
+				t.Errorf("serve %q: --listen %q, want %q", tt.args, c.listen, tt.want)
 			}
 		})
 	}
