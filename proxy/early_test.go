@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -218,4 +220,75 @@ func TestEarlyBodyLimitAtOnce(t *testing.T) {
 			t.Errorf("status %d, want 413", resp.StatusCode)
 		}
 	})
+}
+
+// startClosingBackend is a backend as a one-worker server may be: it
+// reads a request's head, answers 404 and closes the connection at once,
+// the body unread, so that the proxy's write of the body then fails
+// (EPIPE or a reset) while the answer waits to be read.
+func startClosingBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(waitLimit))
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, "HTTP/1.1 404 NOT FOUND\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
+			})
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// TestEarlyAnswerFromClosingBackend: a backend that answers before
+// reading the body and closes at once has its answer relayed, not a 502
+// for the body it no longer takes, over HTTP/1.1 and HTTP/2, every time.
+// Only the paths over h1: net/http's Transport (https backends and
+// upgrades) reports the failed write instead of the answer
+// (golang/go#51109).
+func TestEarlyAnswerFromClosingBackend(t *testing.T) {
+	body := bytes.Repeat([]byte("b"), earlyUpload)
+	for _, path := range []seamPath{pathDirect, pathReverseProxyH1} {
+		for _, pr := range protos {
+			t.Run(fmt.Sprintf("%s/%s", paths[path].name, pr.name), func(t *testing.T) {
+				front := startFront(t, newProxyVia(t, path, startClosingBackend(t), Config{}, testLog(t)))
+				c := clientFor(t, front, 2)
+				for i := range earlyTries {
+					var status int
+					var err error
+					if pr.major == 1 {
+						status, err = uploadFirst(t, front, "", false)
+					} else {
+						status, err = doEarly(c, newRequest(t, t.Context(), front, "POST", "/score", testCName, bytes.NewReader(body)))
+					}
+					if err != nil || status != http.StatusNotFound {
+						t.Fatalf("try %d of %d: status %d, %v; want 404", i+1, earlyTries, status, err)
+					}
+				}
+			})
+		}
+	}
 }

@@ -91,7 +91,9 @@ func (w *writer) failed() error {
 
 // writeBody streams body to c and flushes; then it arms the response header
 // clock. If the body fails, the connection is closed, which ends the wait
-// for a response the backend cannot give.
+// for a response the backend cannot give. If the write fails, c is left
+// to the response reader: a backend that answered early and closed has
+// its answer there still (net/http's Transport loses it, golang/go#51109).
 func (t *Transport) writeBody(ctx context.Context, c *conn, w *writer, body io.ReadCloser, length int64, trailer http.Header) {
 	err := copyBody(c.bw, body, length)
 	body.Close()
@@ -109,7 +111,7 @@ func (t *Transport) writeBody(ctx context.Context, c *conn, w *writer, body io.R
 	}
 	w.err = err
 	close(w.done)
-	if err != nil {
+	if be := (*BodyReadError)(nil); errors.As(err, &be) {
 		c.nc.Close()
 	}
 }
