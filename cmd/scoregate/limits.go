@@ -67,8 +67,10 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 		if l.acquire(addr) {
 			return &perIPConn{Conn: c, release: func() { l.release(addr) }}, nil
 		}
-		c.Close()
+		// Counted before the close, so that whoever sees the close sees
+		// the count too.
 		l.metrics.ConnRefused(metrics.ConnRefusedPerIPLimit)
+		c.Close()
 		l.log.Debug().Str("client", addr.String()).Int("limit", l.max).Msg("connection closed at accept: the client address has --max-connections-per-ip open")
 	}
 }
