@@ -135,6 +135,9 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		Region:                 c.region,
 		Log:                    newLogger(c, stderr),
 	}
+	if err := c.backendOpts.apply(backends, services, &sc.Proxy); err != nil {
+		return sc, err
+	}
 	if c.caFile != "" {
 		if sc.Roots, err = certs.LoadRoots(c.caFile); err != nil {
 			return sc, usageError{flagError(err)}

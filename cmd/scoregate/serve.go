@@ -25,6 +25,7 @@ type serveConfig struct {
 	listen, metricsListen, httpListen, httpsPort string
 	backends                                     backendList
 	services                                     serviceList
+	backendOpts                                  backendOptions // --health-url, --service-health, --backend-ca-file
 	resolveInterval, maxQueueWait                time.Duration
 	maxPerReplica, maxQueueLength                int
 	certFile, keyFile, cname, caFile             string
@@ -72,6 +73,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	c.backends.vals = []string{defaultBackend}
 	fs.Var(&c.backends, "backend", "scoring backend `URL` (the model container on this node); repeat for replicas, and a DNS name stands for every address it resolves to (a headless Service)")
 	fs.Var(&c.services, "service", "`NAME=URL`: route /api/v1/service/NAME/... to URL as /..., as Azure ML's front end does; repeat NAME to add replicas. With it, --backend serves other paths only when given")
+	c.backendOpts.register(fs)
 	fs.DurationVar(&c.resolveInterval, "backend-resolve-interval", 10*time.Second, "how often backends given by DNS name are resolved again (new addresses join, vanished ones drain)")
 	fs.IntVar(&c.maxPerReplica, "max-concurrent-requests-per-replica", 32, "requests one replica gets at once; more wait in the queue (Azure ML: max_concurrent_requests_per_instance, default 1 there). 32 keeps a one-worker inference server's backlog and connections bounded without throttling a concurrent server; set the replica's real concurrency for Azure ML's queueing")
 	fs.DurationVar(&c.maxQueueWait, "max-queue-wait", 500*time.Millisecond, "how long a request may wait for a replica slot before 503 with Retry-After (Azure ML: max_queue_wait_ms)")
@@ -95,7 +97,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.bodyReadTimeout, "body-read-timeout", 60*time.Second, "how long a client may leave its request body stalled, between two reads (408 after)")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take for the TLS handshake and the request headers")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive client connection stays open")
-	fs.DurationVar(&c.backendProbe, "health-interval", 5*time.Second, "how often each replica's health (GET /) is checked; a failing replica gets no requests, and /readyz needs one healthy replica per service")
+	fs.DurationVar(&c.backendProbe, "health-interval", 5*time.Second, "how often each replica's health (GET /, or --health-url) is checked (one check may take as long, at most 5s); a failing replica gets no requests, and /readyz needs one healthy replica per service. A check that times out while the replica has requests outstanding, or answered one since the check before, counts as busy, not down (a one-worker model answers nothing while it scores): it stays in rotation and ready, unless it answered nothing for longer than --upstream-timeout. A refused connection, a non-2xx answer or a timeout while idle is down")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	c.maxBodyBytes = 100 << 20
 	fs.Var(&c.maxBodyBytes, "max-body-bytes", "request body `limit` (413 above it)")
