@@ -53,19 +53,14 @@ func uploadFirst(t *testing.T, front *httptest.Server, header string, chunked bo
 	t.Helper()
 	c := dialFront(t, front)
 	defer c.Close()
-	body := strings.Repeat("b", earlyUpload)
-	raw := "POST /score HTTP/1.1\r\nHost: " + testCName + "\r\n" + header
+	body := earlyContentLength()
 	if chunked {
-		var b strings.Builder
-		for i := 0; i < len(body); i += 64 << 10 {
-			chunk := body[i:min(i+64<<10, len(body))]
-			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(chunk), chunk)
-		}
-		raw += "Transfer-Encoding: chunked\r\n\r\n" + b.String() + "0\r\n\r\n"
-	} else {
-		raw += fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body)) + body
+		body = earlyChunked()
 	}
-	if _, err := io.WriteString(c, raw); err != nil {
+	if _, err := io.WriteString(c, "POST /score HTTP/1.1\r\nHost: "+testCName+"\r\n"+header); err != nil {
+		return 0, fmt.Errorf("writing the request: %w", err)
+	}
+	if _, err := io.WriteString(c, body); err != nil {
 		return 0, fmt.Errorf("writing the request: %w", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -78,6 +73,25 @@ func uploadFirst(t *testing.T, front *httptest.Server, header string, chunked bo
 	}
 	return resp.StatusCode, nil
 }
+
+// The rest of an early request after its own header lines, made once:
+// the framing header and earlyUpload bytes of body, by Content-Length or
+// in 64 KiB chunks.
+var (
+	earlyContentLength = sync.OnceValue(func() string {
+		return fmt.Sprintf("Content-Length: %d\r\n\r\n", earlyUpload) + strings.Repeat("b", earlyUpload)
+	})
+	earlyChunked = sync.OnceValue(func() string {
+		var b strings.Builder
+		b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		chunk := strings.Repeat("b", 64<<10)
+		for left := earlyUpload; left > 0; left -= len(chunk) {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(chunk), chunk)
+		}
+		b.WriteString("0\r\n\r\n")
+		return b.String()
+	})
+)
 
 // TestEarlyAnswerHTTP1: a client that writes its whole 10 MB body before
 // reading gets scoregate's early 401 and 413, every time.
