@@ -54,6 +54,8 @@ type Metrics struct {
 	acmeRenewals     prometheus.Counter
 	acmeFailures     prometheus.Counter
 	acmeWaitingDNS   prometheus.Gauge
+	responseBuffer   prometheus.Gauge
+	responseBufFull  prometheus.Counter
 
 	// The replica pool's (pool.go), each labelled by service.
 	replicas        *prometheus.GaugeVec
@@ -154,6 +156,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "scoregate_acme_waiting_for_dns",
 			Help: "1 while no ACME certificate is ordered because the name does not resolve yet, else 0.",
 		}),
+		responseBuffer: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scoregate_response_buffer_bytes",
+			Help: "Memory held by backend answers read whole before they are written to their clients, in 16 KiB blocks; never above --buffer-total-bytes.",
+		}),
+		responseBufFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scoregate_response_buffer_full_total",
+			Help: "Backend answers small enough to be read whole that streamed instead, holding their replica slot, because --buffer-total-bytes was in use.",
+		}),
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "scoregate_replicas",
 			Help: "Backend replicas of the service, as last resolved.",
@@ -195,6 +205,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.handshakes, m.handshakeErrors, m.certExpiry, m.certReloads, m.certLastReloadOK,
 		m.authKeyReloads, m.upstreamErrors, m.authFailures, m.backendReady,
 		m.acmeOrders, m.acmeRenewals, m.acmeFailures, m.acmeWaitingDNS, buildInfo,
+		m.responseBuffer, m.responseBufFull,
 		m.replicas, m.replicasHealthy, m.queueLength, m.queueWait, m.refused, m.outstanding, m.ejections,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -461,4 +472,20 @@ func (m *Metrics) ACMEWaitingForDNS(waiting bool) {
 		v = 1
 	}
 	m.acmeWaitingDNS.Set(v)
+}
+
+// ResponseBuffer adds delta bytes to the memory held by buffered backend
+// answers, scoregate_response_buffer_bytes.
+func (m *Metrics) ResponseBuffer(delta int64) {
+	if m != nil {
+		m.responseBuffer.Add(float64(delta))
+	}
+}
+
+// ResponseBufferFull records an answer that streamed because the buffers'
+// total was in use, scoregate_response_buffer_full_total.
+func (m *Metrics) ResponseBufferFull() {
+	if m != nil {
+		m.responseBufFull.Inc()
+	}
 }

@@ -14,13 +14,29 @@ func (p *Proxy) fail(st *reqState, status int, msg string) {
 	WriteError(&st.rec, status, msg, st.ids.id)
 }
 
-// modifyResponse runs when the backend's response headers arrive.
+// modifyResponse runs when the backend's response headers arrive. An
+// answer that readWhole takes is read whole here, its replica slot
+// released, and ReverseProxy then copies it from memory; a body that
+// breaks off is an error, which ReverseProxy hands to handleError before
+// anything is written to the client.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateOf(resp.Request)
 	st.upstreamDone()
 	st.outcome = outcomeAnswered
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The 101 is written after ReverseProxy hijacks the
+		// connection, not through WriteHeader.
+		st.rec.upgrade = true
+	}
 	// Ours replace any the backend sent, so the client sees one of each.
 	st.ids.set(resp.Header)
+	held, err := p.readWhole(st, resp)
+	if err != nil {
+		return err
+	}
+	if held {
+		resp.Body = &st.held
+	}
 	return nil
 }
 

@@ -317,9 +317,18 @@ func (p *Proxy) send(st *reqState, w http.ResponseWriter, r *http.Request) (*htt
 	return resp, err
 }
 
-// respond copies the backend's response to w.
+// respond copies the backend's response to w. An answer that readWhole
+// takes is read whole first, its replica slot released, and then written
+// from memory; any other is copied as it comes (copyBody).
 func (p *Proxy) respond(st *reqState, w http.ResponseWriter, r *http.Request, resp *http.Response) {
 	defer resp.Body.Close()
+	held, err := p.readWhole(st, resp)
+	if err != nil {
+		// Nothing was written yet: the client gets an error answer
+		// instead of an answer cut off.
+		p.failed(w, r, st, err)
+		return
+	}
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	st.ids.set(h) // ours replace any the backend sent
@@ -331,6 +340,13 @@ func (p *Proxy) respond(st *reqState, w http.ResponseWriter, r *http.Request, re
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	w.WriteHeader(resp.StatusCode)
+	if held {
+		if _, err := st.held.WriteTo(w); err != nil {
+			p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client left while the response was being written")
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
 	if err := p.copyBody(w, resp); err != nil {
 		if r.Context().Err() != nil {
 			p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client left while the response was being copied")
@@ -370,18 +386,23 @@ var dropResponse = map[string]bool{
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
-// copyBody copies the response body to w. A body without a known length
-// (chunked, until close) or an event stream is flushed after every read,
-// as ReverseProxy does, so that streamed answers reach the client as they
-// come; a sized answer goes through the server's buffer.
+// copyBody copies the response body to w. A stream (streamed: no known
+// length, or an event stream) has its header flushed before the first body
+// byte is waited for, and is flushed after every read, as ReverseProxy
+// does, so that the client has the header as soon as the backend sent it
+// (a model may think for seconds before its first token) and each event as
+// it comes; a sized answer goes through the server's buffer.
 func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) error {
-	buf := p.buffers.Get()
-	defer p.buffers.Put(buf)
-	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	flush := streamed(resp)
 	var rc *http.ResponseController
 	if flush {
 		rc = http.NewResponseController(w)
+		if err := rc.Flush(); err != nil {
+			return err
+		}
 	}
+	buf := p.buffers.Get()
+	defer p.buffers.Put(buf)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {

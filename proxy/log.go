@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"net"
 	"net/http"
 	"time"
 
@@ -58,6 +60,9 @@ type statusRecorder struct {
 	// upstreamEnd was not set then. The server sends the header with the
 	// first body bytes, so neither that send nor the body is in it.
 	relay time.Duration
+	// upgrade is set when the backend switched protocols (101): its
+	// header reaches the client through Hijack, not WriteHeader.
+	upgrade bool
 }
 
 // WriteHeader records the first final status. 1xx responses other than 101
@@ -95,6 +100,21 @@ func (w *statusRecorder) headerDone() {
 
 // Unwrap returns the server's ResponseWriter for http.ResponseController.
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack takes over the client's connection, as ReverseProxy does to
+// switch protocols: it writes the backend's 101 to the connection itself,
+// never calling WriteHeader, so the status is recorded here, once the
+// connection is ours, for the access log and scoregate_requests_total. An
+// error wraps http.ErrNotSupported where the server cannot hijack (HTTP/2),
+// as http.ResponseController's does.
+func (w *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.upgrade && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+		w.headerDone()
+	}
+	return c, brw, err
+}
 
 // logAccess writes the access log line of one request. It runs deferred,
 // so it also logs a request whose response was aborted mid-stream

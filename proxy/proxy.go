@@ -59,6 +59,14 @@ const (
 	// DefaultMaxHeaderCount is Config.MaxHeaderCount's default, Apache's
 	// LimitRequestFields.
 	DefaultMaxHeaderCount = 100
+	// DefaultBufferResponseBytes is Config.BufferResponseBytes's
+	// default, 1 MiB.
+	DefaultBufferResponseBytes = 1 << 20
+	// DefaultBufferTotalBytes is Config.BufferTotalBytes's default, 32
+	// MiB: beside the shipped --max-connections (4096 connections at up
+	// to ~40 KB each), it keeps scoregate inside the shipped 256 MiB pod
+	// limit and its 85 % soft memory limit.
+	DefaultBufferTotalBytes = 32 << 20
 )
 
 // Transport settings that are not part of the Config.
@@ -203,6 +211,24 @@ type Config struct {
 	// DisableAccessLog turns off the access log line of each request.
 	// If false, every request is logged at info level.
 	DisableAccessLog bool
+
+	// BufferResponseBytes is the largest backend answer read whole before
+	// it is written to the client: an answer with a Content-Length up to
+	// it is read at the backend's speed into memory, and its replica slot
+	// and backend connection are released before the client reads it, so
+	// that a slow reader holds neither. Streams are never buffered and
+	// hold their slot until the client has them: an answer of unknown
+	// length (chunked), text/event-stream, a protocol switch (101), an
+	// answer with trailers, and one over this bound. If zero, 1 MiB; if
+	// negative, no answer is buffered.
+	BufferResponseBytes int64
+
+	// BufferTotalBytes bounds the memory all buffered answers hold at once,
+	// counted in 16 KiB blocks, each given back once the client's
+	// connection has taken it; an answer that would go over it streams,
+	// holding its slot, as an answer over BufferResponseBytes does. If
+	// zero, 32 MiB.
+	BufferTotalBytes int64
 }
 
 // Proxy is the http.Handler of the TLS listener: Host check, request ids,
@@ -240,6 +266,7 @@ type Proxy struct {
 	backendTLS      *tls.Config
 	retryAfter      string // the Retry-After of a refused admission
 	buffers         *bufferPool
+	answers         answerBuffers // buffered backend answers (buffered.go)
 	log             zerolog.Logger
 	metrics         *metrics.Metrics
 	rp              *httputil.ReverseProxy
@@ -323,6 +350,9 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		buffers:            newBufferPool(),
 		log:                log,
 		metrics:            m,
+	}
+	if err := p.answers.init(cfg.BufferResponseBytes, cfg.BufferTotalBytes, m); err != nil {
+		return nil, err
 	}
 	if len(backends) > 0 {
 		if p.dflt, err = p.newService("", backends, &cfg); err != nil {
@@ -414,6 +444,7 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 	if st.buf != nil {
 		p.buffers.pool.Put(st.buf)
 	}
+	st.held.Close() // what an aborted answer still holds
 	total := time.Since(st.start)
 	forwarded := !st.upstreamStart.IsZero()
 	upstream := time.Duration(-1) // not forwarded

@@ -697,7 +697,9 @@ func TestConnectRefused(t *testing.T) {
 }
 
 // TestAbortedResponseLogged: a backend that breaks off mid-body makes the
-// proxy abort the client's response, and the access log says so.
+// proxy abort the client's response, and the access log says so. The
+// answer is not read whole first (BufferResponseBytes -1): one that is
+// gets a 502 instead (TestBufferedAnswerBrokenOff).
 func TestAbortedResponseLogged(t *testing.T) { forTransports(t, testAbortedResponseLogged) }
 
 func testAbortedResponseLogged(t *testing.T, path seamPath) {
@@ -712,7 +714,7 @@ func testAbortedResponseLogged(t *testing.T, path seamPath) {
 		bw.Flush()
 	})
 	logs := newLogSink()
-	front := startFront(t, newProxyVia(t, path, backend.URL, Config{}, logs.logger()))
+	front := startFront(t, newProxyVia(t, path, backend.URL, Config{BufferResponseBytes: -1}, logs.logger()))
 
 	for _, pr := range protos {
 		t.Run(pr.name, func(t *testing.T) {

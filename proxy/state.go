@@ -30,6 +30,7 @@ type reqState struct {
 	upstreamStart time.Time     // when the request was handed to the backend client; zero if it was not
 	upstream      time.Duration // until response headers or error; 0 if not sent
 	done          bool          // ServeHTTP returned normally
+	held          heldAnswer    // the backend's answer, when it was read whole (buffered.go)
 }
 
 // upstreamDone ends the wait for the backend, when its response headers
@@ -49,17 +50,19 @@ func (st *reqState) upstreamDone() {
 //     and the body read ahead, less the time readAhead waited for the
 //     client's body to arrive (bodyWait), which is the client's;
 //   - from the end of the wait for the backend (its response headers, or
-//     the failure) until the final response header is handed to the
-//     server (statusRecorder.relay): copying the header, or mapping the
-//     failure and writing the error.
+//     the failure; for an answer read whole before it is written, see
+//     buffered.go, the end of its body) until the final response header
+//     is handed to the server (statusRecorder.relay): copying the header,
+//     or mapping the failure and writing the error.
 //
 // The transfer of bodies in either direction is in neither part: a large
 // upload streams while the backend client writes the request, which
-// upstream counts, and a response body read slowly by its client goes
+// upstream counts, a response body read whole from the backend is the
+// backend's time, and a response body read slowly by its client goes
 // after the header. On the ReverseProxy path, ReverseProxy's own work
 // between the hand-off and the round trip counts as upstream. An upgrade
-// (101) hands its header over after hijacking the connection, so only the
-// first part is counted for it.
+// (101) hands its header over once the client's connection is hijacked
+// (statusRecorder.Hijack), and the second part ends there.
 func (st *reqState) overhead() time.Duration {
 	return st.upstreamStart.Sub(st.start) - st.bodyWait - st.queueWait + st.rec.relay
 }
