@@ -89,7 +89,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		overhead: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "scoregate_proxy_overhead_seconds",
-			Help:    "Time a forwarded request spent in scoregate itself: from arrival to hand-off to the backend, less waiting for the client's body, plus from the backend's response headers (or failure) to the client's response header. Body transfers are not counted.",
+			Help:    "Time a forwarded request spent in scoregate itself: from arrival to hand-off to the backend, less waiting for the client's body, plus from the backend's response headers (or failure; for an answer read whole before it is sent, its last byte) to the client's response header. Body transfers are not counted.",
 			Buckets: overheadBuckets,
 		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{

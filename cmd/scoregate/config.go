@@ -138,6 +138,9 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 	if err := c.backendOpts.apply(backends, services, &sc.Proxy); err != nil {
 		return sc, err
 	}
+	if err := c.bufferOpts.apply(&sc.Proxy); err != nil {
+		return sc, err
+	}
 	if c.caFile != "" {
 		if sc.Roots, err = certs.LoadRoots(c.caFile); err != nil {
 			return sc, usageError{flagError(err)}

@@ -26,6 +26,7 @@ type serveConfig struct {
 	backends                                     backendList
 	services                                     serviceList
 	backendOpts                                  backendOptions // --health-url, --service-health, --backend-ca-file
+	bufferOpts                                   bufferOptions  // --buffer-response-bytes, --buffer-total-bytes
 	resolveInterval, maxQueueWait                time.Duration
 	maxPerReplica, maxQueueLength                int
 	certFile, keyFile, cname, caFile             string
@@ -74,6 +75,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.Var(&c.backends, "backend", "scoring backend `URL` (the model container on this node); repeat for replicas, and a DNS name stands for every address it resolves to (a headless Service)")
 	fs.Var(&c.services, "service", "`NAME=URL`: route /api/v1/service/NAME/... to URL as /..., as Azure ML's front end does; repeat NAME to add replicas. With it, --backend serves other paths only when given")
 	c.backendOpts.register(fs)
+	c.bufferOpts.register(fs)
 	fs.DurationVar(&c.resolveInterval, "backend-resolve-interval", 10*time.Second, "how often backends given by DNS name are resolved again (new addresses join, vanished ones drain)")
 	fs.IntVar(&c.maxPerReplica, "max-concurrent-requests-per-replica", 32, "requests one replica gets at once; more wait in the queue (Azure ML: max_concurrent_requests_per_instance, default 1 there). 32 keeps a one-worker inference server's backlog and connections bounded without throttling a concurrent server; set the replica's real concurrency for Azure ML's queueing")
 	fs.DurationVar(&c.maxQueueWait, "max-queue-wait", 500*time.Millisecond, "how long a request may wait for a replica slot before 503 with Retry-After (Azure ML: max_queue_wait_ms)")
