@@ -12,7 +12,9 @@
 // service (404 for an unknown one); reads the body ahead (see below);
 // admits the request to one of the service's replicas (503 with
 // Retry-After when none has a slot within the queue wait); forwards it,
-// streaming bodies in both directions; maps every failure to 400, 408,
+// streaming bodies in both directions, except that an answer of known
+// length up to BufferResponseBytes is read whole first and its slot freed
+// before a slow client reads it (buffered.go); maps every failure to 400, 408,
 // 413, 499, 502 or 504 in one place (errorStatus); and writes one access
 // log line per request with zerolog.
 //
@@ -96,8 +98,8 @@
 // arrival in ServeHTTP until it is handed to the backend client, less the
 // time the body read ahead waited for the client and the time it waited
 // for a replica slot, plus from the backend's
-// response headers (or its failure) until the response header is handed to
-// net/http. Neither the wait for the backend nor the transfer of a body in
+// response headers (or its failure; for an answer read whole, its last
+// byte) until the response header is handed to net/http. Neither the wait for the backend nor the transfer of a body in
 // either direction is in it, so a client that uploads or reads slowly does
 // not raise it (reqState.overhead has the details).
 //
