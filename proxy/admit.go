@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -53,6 +54,10 @@ func (p *Proxy) release(st *reqState) {
 // refused answers a request the admission queue did not admit: 503 with
 // Retry-After, or 499 for a client that left while it waited.
 func (p *Proxy) refused(st *reqState, r *http.Request, err error) {
+	if st.grpcDeadline && errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		p.fail(st, http.StatusGatewayTimeout, msgGRPCDeadline)
+		return
+	}
 	if r.Context().Err() != nil {
 		st.rec.status = StatusClientClosedRequest
 		p.log.Debug().Str(keyService, st.svc.label).Str(keyRequestID, st.ids.id).Msg("client left while waiting for a replica")

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/rs/zerolog"
@@ -11,6 +13,10 @@ import (
 // fail answers a request that is refused before reaching the backend.
 func (p *Proxy) fail(st *reqState, status int, msg string) {
 	st.ids.set(st.rec.Header())
+	if st.grpc {
+		writeGRPCError(&st.rec, &st.rec, status, msg)
+		return
+	}
 	WriteError(&st.rec, status, msg, st.ids.id)
 }
 
@@ -76,6 +82,13 @@ func (p *Proxy) failed(w http.ResponseWriter, r *http.Request, st *reqState, err
 		}
 		e.Str(keyRequestID, st.ids.id).Msg(what)
 	}
+	if st.grpcDeadline && status == http.StatusGatewayTimeout && errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		msg = msgGRPCDeadline
+	}
 	st.ids.set(w.Header())
+	if st.grpc {
+		writeGRPCError(w, &st.rec, status, msg)
+		return
+	}
 	WriteError(w, status, msg, st.ids.id)
 }

@@ -84,8 +84,13 @@ type Config struct {
 
 	// Backends are the default service's targets: every request whose
 	// path is not routed to one of Services goes to them. Each is an
-	// absolute http or https URL; all share one scheme and one path, and
-	// the path, if any, is prefixed to every request path. A target given
+	// absolute http, https or h2c URL; all share one scheme and one path,
+	// and the path, if any, is prefixed to every request path. http
+	// speaks HTTP/1.1 (the Azure ML inference server, gunicorn, uvicorn),
+	// https HTTP/1.1 or HTTP/2 as TLS negotiates, and h2c HTTP/2 with
+	// prior knowledge over plain TCP (gRPC servers: Triton, KServe,
+	// TorchServe, grpc-go); an h2c replica's default health check is
+	// grpc.health.v1.Health/Check. A target given
 	// by a DNS name stands for every address it resolves to (a headless
 	// Service), each a replica, resolved again every ResolveInterval.
 	// Required unless Services is set.

@@ -45,6 +45,8 @@ const StatusClientClosedRequest = 499
 const (
 	msgBadGateway      = "backend unavailable"
 	msgClientClosed    = "client closed request"
+	msgGRPCDeadline    = "the call's grpc-timeout passed before the backend answered"
+	msgGRPCOverHTTP1   = "gRPC needs HTTP/2: this call came over HTTP/1.1 (Content-Type application/grpc); let the client negotiate h2 by ALPN"
 	msgBadBody         = "request body malformed or cut short"
 	msgBadMethod       = "request method is not a token"
 	msgControlInTarget = "request target contains a control character"

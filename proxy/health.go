@@ -24,6 +24,17 @@ const maxProbeTimeout = 5 * time.Second
 // busy.
 func (p *Proxy) probe(ctx context.Context, rep *replica) (info metrics.BackendInfo, timedOut bool) {
 	info = metrics.BackendInfo{URL: rep.origin.Redacted(), Address: rep.addr, Service: rep.svc.label}
+	if rep.svc.h2c && rep.probeTr == nil {
+		err := p.probeGRPC(ctx, rep, &info)
+		info.Ready, info.CheckedAt = err == nil, time.Now()
+		if err != nil {
+			if timedOut = probeTimedOut(err); timedOut {
+				err = fmt.Errorf("%s: no answer within the check's %v", grpcHealthPath, p.probeTimeout())
+			}
+			info.Error = err.Error()
+		}
+		return info, timedOut
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rep.probeURL, nil)
 	if err == nil {
 		req.Header.Set("User-Agent", "scoregate-probe")

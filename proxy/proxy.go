@@ -254,6 +254,28 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 func (p *Proxy) serve(st *reqState, w http.ResponseWriter, r *http.Request) {
 	ids, idStatus, idMsg := readRequestIDs(r.Header)
 	st.ids = ids
+	if isGRPC(r.Header) {
+		if r.ProtoMajor < 2 {
+			// Its client cannot read a gRPC answer over HTTP/1.1
+			// either: a plain error says why.
+			p.fail(st, http.StatusHTTPVersionNotSupported, msgGRPCOverHTTP1)
+			return
+		}
+		st.grpc = true
+		d, ok, msg := grpcTimeout(r.Header)
+		if msg != "" {
+			p.fail(st, http.StatusBadRequest, msg)
+			return
+		}
+		if ok {
+			// The call's deadline bounds its wait for a replica and
+			// for the backend; the backend gets the header too.
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			r = r.WithContext(ctx)
+			st.grpcDeadline = true
+		}
+	}
 	if p.maxHeaderCount > 0 && headerCount(r) > p.maxHeaderCount {
 		p.fail(st, http.StatusRequestHeaderFieldsTooLarge, p.msgTooManyHeaders)
 		return

@@ -33,6 +33,7 @@ type service struct {
 	label   string     // name, or DefaultServiceLabel
 	targets []*url.URL // as configured; one scheme and one path among them
 	https   bool
+	h2c     bool     // HTTP/2 with prior knowledge to plain-HTTP replicas (h2c:// targets; gRPC)
 	prefix  string   // the targets' path, prefixed to every request path; "" or "/" for none
 	health  *url.URL // the health URL (its scheme, port, path, query); nil: GET / on the replica's port
 	direct  bool     // plain HTTP and no prefix: the direct path serves it (forward.go)
@@ -70,8 +71,16 @@ func (p *Proxy) newService(name string, targets []*url.URL, cfg *Config) (*servi
 	}
 	first := s.targets[0]
 	s.https = first.Scheme == "https"
+	if first.Scheme == "h2c" {
+		// An h2c target is an http URL to net/http's Transport, which
+		// speaks HTTP/2 to it with prior knowledge (newReplica).
+		s.h2c = true
+		for _, t := range s.targets {
+			t.Scheme = "http"
+		}
+	}
 	s.prefix = first.Path
-	s.direct = !s.https && (first.Path == "" || first.Path == "/") && first.RawQuery == ""
+	s.direct = !s.https && !s.h2c && (first.Path == "" || first.Path == "/") && first.RawQuery == ""
 	field, health := "HealthURL", cfg.HealthURL
 	if name != "" {
 		field, health = fmt.Sprintf("ServiceHealthURLs[%q]", name), cfg.ServiceHealthURLs[name]
@@ -227,9 +236,18 @@ func (s *service) newReplica(addr string, t *url.URL) *replica {
 		// Bodies pass through as they are; the client negotiated its
 		// own Content-Encoding with the backend.
 		DisableCompression: true,
-		// HTTP/2 only where TLS can negotiate it; the Azure ML server
-		// speaks HTTP/1.1 on plain http.
+		// HTTP/2 where TLS can negotiate it; the Azure ML server
+		// speaks HTTP/1.1 on plain http, and an h2c target HTTP/2 with
+		// prior knowledge (below).
 		ForceAttemptHTTP2: s.https,
+	}
+	if s.h2c {
+		// HTTP/2 alone, over plain TCP: gRPC servers (grpc-go, Triton,
+		// TorchServe, KServe) speak nothing else there. One connection
+		// carries many streams; MaxConnsPerHost still bounds the
+		// connections, and the pool the requests.
+		r.tr.Protocols = new(http.Protocols)
+		r.tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	if s.https && p.backendTLS != nil {
 		r.tr.TLSClientConfig = p.backendTLS.Clone()
@@ -238,7 +256,7 @@ func (s *service) newReplica(addr string, t *url.URL) *replica {
 	if s.health != nil {
 		r.probeTr = s.newProbeTransport(addr)
 	}
-	if !s.https {
+	if !s.https && !s.h2c {
 		// New fails only on a malformed address, which addr is not.
 		r.h1, _ = h1.New(h1.Config{
 			Addr:                  addr,

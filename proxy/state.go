@@ -31,6 +31,8 @@ type reqState struct {
 	upstream      time.Duration // until response headers or error; 0 if not sent
 	done          bool          // ServeHTTP returned normally
 	held          heldAnswer    // the backend's answer, when it was read whole (buffered.go)
+	grpc          bool          // a gRPC call: refusals are answered as gRPC (grpc.go)
+	grpcDeadline  bool          // its grpc-timeout bounds the request's context
 }
 
 // upstreamDone ends the wait for the backend, when its response headers

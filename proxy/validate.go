@@ -26,10 +26,10 @@ func checkBackend(u *url.URL) error {
 		return errors.New("proxy: Backend is required")
 	}
 	if !u.IsAbs() || u.Host == "" {
-		return fmt.Errorf("proxy: Backend %q: must be an absolute http or https URL", u.Redacted())
+		return fmt.Errorf("proxy: Backend %q: must be an absolute http, https or h2c URL", u.Redacted())
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("proxy: Backend %q: scheme must be http or https", u.Redacted())
+	if u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "h2c" {
+		return fmt.Errorf("proxy: Backend %q: scheme must be http, https or h2c (HTTP/2 with prior knowledge, for gRPC)", u.Redacted())
 	}
 	return nil
 }

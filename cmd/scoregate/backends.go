@@ -82,8 +82,8 @@ func (s *serviceList) Set(v string) error {
 // parseBackend checks one backend URL; flag names the flag it came from.
 func parseBackend(flag, v string) (*url.URL, error) {
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--%s %q: want an http:// or https:// URL such as %s", flag, v, defaultBackend)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "h2c") || u.Host == "" {
+		return nil, usagef("--%s %q: want an http://, https:// or h2c:// (HTTP/2 without TLS, for gRPC) URL such as %s", flag, v, defaultBackend)
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		return nil, usagef("--%s %q: give scheme, host and port only; the request path is forwarded as is", flag, v)

@@ -72,7 +72,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.listen, "listen", defaultListen, "TLS `address` clients connect to (with --dev: "+devListen+", loopback only)")
 	c.backends.vals = []string{defaultBackend}
-	fs.Var(&c.backends, "backend", "scoring backend `URL` (the model container on this node); repeat for replicas, and a DNS name stands for every address it resolves to (a headless Service)")
+	fs.Var(&c.backends, "backend", "scoring backend `URL` (the model container on this node); repeat for replicas, and a DNS name stands for every address it resolves to (a headless Service). http:// speaks HTTP/1.1 (Azure ML's inference server, MLflow, vLLM, TGI, TorchServe's REST API), https:// HTTP/1.1 or HTTP/2 as TLS negotiates, h2c:// HTTP/2 without TLS for gRPC (Triton's and KServe's gRPC port, TorchServe's 7070, grpc-go); an h2c replica's health is checked by grpc.health.v1.Health/Check unless --health-url is given")
 	fs.Var(&c.services, "service", "`NAME=URL`: route /api/v1/service/NAME/... to URL as /..., as Azure ML's front end does; repeat NAME to add replicas. With it, --backend serves other paths only when given")
 	c.backendOpts.register(fs)
 	c.bufferOpts.register(fs)
