@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -35,7 +37,7 @@ type grpcBackend struct {
 	canceled chan struct{} // a held call's context ended
 }
 
-func startGRPCBackend(t *testing.T) *grpcBackend {
+func startGRPCBackend(t testing.TB) *grpcBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -438,5 +440,56 @@ func TestGRPCHealthCheck(t *testing.T) {
 		if tc.wantErr == "" && !info.Ready || tc.wantErr != "" && !strings.Contains(info.Error, tc.wantErr) {
 			t.Errorf("%v: ready %v, error %q; want error %q", tc.status, info.Ready, info.Error, tc.wantErr)
 		}
+	}
+}
+
+// BenchmarkGRPCUnary is one small unary call from a grpc-go client to a
+// grpc-go server, straight to the h2c server ("direct") and through the
+// proxy over TLS ("proxied"), side by side in one run: the difference is
+// what the proxy adds per call (its TLS and HTTP/2 server, the h2c
+// client), on the same machine and cores as both ends.
+func BenchmarkGRPCUnary(b *testing.B) {
+	be := startGRPCBackend(b)
+	p := newTestProxy(b, "h2c://"+be.addr, Config{}, zerolog.Nop())
+	srv := httptest.NewUnstartedServer(p)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	creds := credentials.NewTLS(&tls.Config{
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: "example.com"})
+			return err
+		},
+	})
+	for _, tc := range []struct {
+		name string
+		addr string
+		opt  grpc.DialOption
+	}{
+		{"direct", be.addr, grpc.WithTransportCredentials(insecure.NewCredentials())},
+		{"proxied", srv.Listener.Addr().String(), grpc.WithTransportCredentials(creds)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cc, err := grpc.NewClient(tc.addr, tc.opt, grpc.WithAuthority(testCName))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cc.Close()
+			c := testgrpc.NewTestServiceClient(cc)
+			req := &testgrpc.SimpleRequest{ResponseSize: 64, Payload: &testgrpc.Payload{Body: make([]byte, 64)}}
+			ctx := context.Background()
+			if _, err := c.UnaryCall(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.UnaryCall(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

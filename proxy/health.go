@@ -24,43 +24,49 @@ const maxProbeTimeout = 5 * time.Second
 // busy.
 func (p *Proxy) probe(ctx context.Context, rep *replica) (info metrics.BackendInfo, timedOut bool) {
 	info = metrics.BackendInfo{URL: rep.origin.Redacted(), Address: rep.addr, Service: rep.svc.label}
+	var what string // the check, for its error
+	var err error
 	if rep.svc.h2c && rep.probeTr == nil {
-		err := p.probeGRPC(ctx, rep, &info)
-		info.Ready, info.CheckedAt = err == nil, time.Now()
-		if err != nil {
-			if timedOut = probeTimedOut(err); timedOut {
-				err = fmt.Errorf("%s: no answer within the check's %v", grpcHealthPath, p.probeTimeout())
-			}
-			info.Error = err.Error()
-		}
-		return info, timedOut
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rep.probeURL, nil)
-	if err == nil {
-		req.Header.Set("User-Agent", "scoregate-probe")
-		var resp *http.Response
-		if rep.probeTr != nil {
-			resp, err = rep.probeTr.RoundTrip(req)
-		} else {
-			resp, err = p.replicaRoundTrip(rep, req)
-		}
-		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
-			resp.Body.Close()
-			info.Status = resp.StatusCode
-			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				err = fmt.Errorf("GET %s answered %s", req.URL.RequestURI(), resp.Status)
-			}
-		}
+		what = grpcHealthPath
+		err = p.probeGRPC(ctx, rep, &info)
+	} else {
+		what, err = p.probeHTTP(ctx, rep, &info)
 	}
 	info.Ready, info.CheckedAt = err == nil, time.Now()
 	if err != nil {
 		if timedOut = probeTimedOut(err); timedOut {
-			err = fmt.Errorf("GET %s: no answer within the check's %v", req.URL.RequestURI(), p.probeTimeout())
+			err = fmt.Errorf("%s: no answer within the check's %v", what, p.probeTimeout())
 		}
 		info.Error = err.Error()
 	}
 	return info, timedOut
+}
+
+// probeHTTP is the check of a replica by GET (its probe URL); what names
+// it, as "GET /path".
+func (p *Proxy) probeHTTP(ctx context.Context, rep *replica, info *metrics.BackendInfo) (what string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rep.probeURL, nil)
+	if err != nil {
+		return "GET " + rep.probeURL, err
+	}
+	what = "GET " + req.URL.RequestURI()
+	req.Header.Set("User-Agent", "scoregate-probe")
+	var resp *http.Response
+	if rep.probeTr != nil {
+		resp, err = rep.probeTr.RoundTrip(req)
+	} else {
+		resp, err = p.replicaRoundTrip(rep, req)
+	}
+	if err != nil {
+		return what, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // keep the connection reusable
+	resp.Body.Close()
+	info.Status = resp.StatusCode
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return what, fmt.Errorf("%s answered %s", what, resp.Status)
+	}
+	return what, nil
 }
 
 // probeTimedOut reports whether a check failed for want of an answer in
