@@ -42,6 +42,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	if held {
 		resp.Body = &st.held
+	} else {
+		p.watchStream(resp)
 	}
 	return nil
 }

@@ -203,6 +203,15 @@ type Config struct {
 	// If false, every request is logged at info level.
 	DisableAccessLog bool
 
+	// StreamIdleTimeout ends a streamed answer (unknown length, or
+	// text/event-stream: token streams, gRPC streams, NDJSON) when the
+	// backend sends nothing for this long; each byte from the backend
+	// sets the clock back, so a stream may last as long as it keeps
+	// sending. UpstreamTimeout still bounds the wait for the answer to
+	// start. If zero, DefaultStreamIdleTimeout (5 minutes); if negative,
+	// streams have no idle limit.
+	StreamIdleTimeout time.Duration
+
 	// BufferResponseBytes is the largest backend answer read whole before
 	// it is written to the client: an answer with a Content-Length up to
 	// it is read at the backend's speed into memory, and its replica slot

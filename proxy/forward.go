@@ -321,7 +321,7 @@ func (p *Proxy) send(st *reqState, w http.ResponseWriter, r *http.Request) (*htt
 // takes is read whole first, its replica slot released, and then written
 // from memory; any other is copied as it comes (copyBody).
 func (p *Proxy) respond(st *reqState, w http.ResponseWriter, r *http.Request, resp *http.Response) {
-	defer resp.Body.Close()
+	defer func() { resp.Body.Close() }() // the body watchStream may put in its place
 	held, err := p.readWhole(st, resp)
 	if err != nil {
 		// Nothing was written yet: the client gets an error answer
@@ -347,6 +347,7 @@ func (p *Proxy) respond(st *reqState, w http.ResponseWriter, r *http.Request, re
 		}
 		return
 	}
+	p.watchStream(resp)
 	if err := p.copyBody(w, resp); err != nil {
 		if r.Context().Err() != nil {
 			p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client left while the response was being copied")

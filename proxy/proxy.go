@@ -52,6 +52,7 @@ type Proxy struct {
 	resolveInterval time.Duration
 	dialTimeout     time.Duration
 	upstreamTimeout time.Duration
+	streamIdle      time.Duration // 0: no idle limit on streams
 	maxIdleConns    int
 	backendTLS      *tls.Config
 	retryAfter      string // the Retry-After of a refused admission
@@ -134,6 +135,7 @@ func New(cfg Config, log zerolog.Logger, m *metrics.Metrics) (*Proxy, error) {
 		resolveInterval:    cfg.ResolveInterval,
 		dialTimeout:        cfg.DialTimeout,
 		upstreamTimeout:    cfg.UpstreamTimeout,
+		streamIdle:         streamIdleTimeout(cfg.StreamIdleTimeout),
 		maxIdleConns:       cfg.MaxIdleConns,
 		backendTLS:         cfg.BackendTLS,
 		retryAfter:         strconv.Itoa(int(max(time.Second, cfg.MaxQueueWait.Round(time.Second)) / time.Second)),

@@ -107,6 +107,7 @@ func (c serveConfig) resolve(stderr io.Writer) (serverConfig, error) {
 		WatchConfig:          certs.WatchConfig{Settle: c.reloadSettle, Poll: c.watchPoll},
 		Proxy: proxy.Config{
 			UpstreamTimeout:         c.upstreamTimeout,
+			StreamIdleTimeout:       streamIdle(c.streamIdleTimeout),
 			DialTimeout:             c.dialTimeout,
 			BodyReadTimeout:         c.bodyReadTimeout,
 			ProbeInterval:           c.backendProbe,
@@ -207,4 +208,13 @@ func (c serveConfig) resolveDev(sc *serverConfig) error {
 		sc.Backends = nil // the demo backend
 	}
 	return nil
+}
+
+// streamIdle is --stream-idle-timeout as proxy.Config takes it: 0 (no
+// limit) is negative there, where zero means the default.
+func streamIdle(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scoregate/scoregate/certs"
+	"github.com/scoregate/scoregate/proxy"
 )
 
 // serveConfig is everything `scoregate serve` reads from its flags, as
@@ -37,6 +38,7 @@ type serveConfig struct {
 	watch                                        bool
 
 	upstreamTimeout, dialTimeout            time.Duration
+	streamIdleTimeout                       time.Duration
 	bodyReadTimeout                         time.Duration
 	readHeaderTimeout, idleTimeout          time.Duration
 	shutdownTimeout                         time.Duration
@@ -94,7 +96,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9464", "`address` for /healthz, /readyz and /metrics (empty: off); not 9090, which is Prometheus's own port and taken where a Prometheus runs on the same machine or in the same container group")
 	fs.StringVar(&c.httpListen, "http-listen", "", "optional plain-HTTP `address` that redirects (308) to https://<cname>")
 	fs.StringVar(&c.httpsPort, "https-port", "", "`port` that --http-listen redirects to (default: the port of --listen; set 443 behind a port-mapping load balancer)")
-	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 60*time.Second, "how long the backend may take to send its response headers, counted from the end of the request (504 after)")
+	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 60*time.Second, "how long the backend may take to send its response headers, counted from the end of the request (504 after); a streamed answer may then last as long as it keeps sending (--stream-idle-timeout)")
+	fs.DurationVar(&c.streamIdleTimeout, "stream-idle-timeout", proxy.DefaultStreamIdleTimeout, "how long a streamed answer (token stream, SSE, NDJSON, chunked, gRPC stream) may go without a byte from the backend before scoregate ends it for the client and the backend; no total cap. 0 turns the limit off")
 	fs.DurationVar(&c.dialTimeout, "dial-timeout", 5*time.Second, "how long connecting to the backend may take (504 after; a refused connection is 502 at once)")
 	fs.DurationVar(&c.bodyReadTimeout, "body-read-timeout", 60*time.Second, "how long a client may leave its request body stalled, between two reads (408 after)")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take for the TLS handshake and the request headers")
@@ -198,6 +201,9 @@ func (c *serveConfig) check() error {
 		if d.v <= 0 {
 			return usagef("--%s %s: want a positive duration such as 30s", d.name, d.v)
 		}
+	}
+	if c.streamIdleTimeout < 0 {
+		return usagef("--stream-idle-timeout %s: want a positive duration such as 5m, or 0 for no limit", c.streamIdleTimeout)
 	}
 	if c.maxBodyBytes == 0 {
 		return usagef("--max-body-bytes 0: want a positive size such as 100MiB")

@@ -115,3 +115,17 @@ func (t *Transport) writeBody(ctx context.Context, c *conn, w *writer, body io.R
 		c.nc.Close()
 	}
 }
+
+// Abort ends the exchange from any goroutine: a Read in progress fails,
+// later ones too, and the connection is closed, not reused. It does
+// nothing once the body was released (read to its end, failed or closed)
+// or the caller's context ended. It is safe for concurrent use with Read
+// and Close; a proxy uses it to end a stream that went idle.
+func (b *respBody) Abort() {
+	// stop returns true to one caller only: either Abort takes the
+	// cancel from the context's AfterFunc, or release has the
+	// connection (and a pooled connection is never touched here).
+	if b.stop() {
+		b.cancel()
+	}
+}
