@@ -56,6 +56,7 @@ type Metrics struct {
 	acmeWaitingDNS   prometheus.Gauge
 	responseBuffer   prometheus.Gauge
 	responseBufFull  prometheus.Counter
+	streamsCut       *prometheus.CounterVec
 
 	// The replica pool's (pool.go), each labelled by service.
 	replicas        *prometheus.GaugeVec
@@ -164,6 +165,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "scoregate_response_buffer_full_total",
 			Help: "Backend answers small enough to be read whole that streamed instead, holding their replica slot, because --buffer-total-bytes was in use.",
 		}),
+		streamsCut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scoregate_streams_cut_total",
+			Help: "Answers cut off after their header reached the client, by cause: client (it went away; its backend request is ended at once, so the model can stop generating), idle (the backend sent nothing for --stream-idle-timeout) or backend (its answer broke off).",
+		}, []string{"cause"}),
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "scoregate_replicas",
 			Help: "Backend replicas of the service, as last resolved.",
@@ -205,11 +210,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.handshakes, m.handshakeErrors, m.certExpiry, m.certReloads, m.certLastReloadOK,
 		m.authKeyReloads, m.upstreamErrors, m.authFailures, m.backendReady,
 		m.acmeOrders, m.acmeRenewals, m.acmeFailures, m.acmeWaitingDNS, buildInfo,
-		m.responseBuffer, m.responseBufFull,
+		m.responseBuffer, m.responseBufFull, m.streamsCut,
 		m.replicas, m.replicasHealthy, m.queueLength, m.queueWait, m.refused, m.outstanding, m.ejections,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	for _, c := range []string{StreamCutClient, StreamCutIdle, StreamCutBackend} {
+		m.streamsCut.WithLabelValues(c)
+	}
 	// Handshake errors by SNI are known up front; the others appear as
 	// they happen.
 	for _, r := range []string{HandshakeUnrecognizedName, HandshakeMissingSNI} {
@@ -479,6 +487,21 @@ func (m *Metrics) ACMEWaitingForDNS(waiting bool) {
 func (m *Metrics) ResponseBuffer(delta int64) {
 	if m != nil {
 		m.responseBuffer.Add(float64(delta))
+	}
+}
+
+// Stream causes of scoregate_streams_cut_total.
+const (
+	StreamCutClient  = "client"
+	StreamCutIdle    = "idle"
+	StreamCutBackend = "backend"
+)
+
+// StreamCut records an answer cut off after its header was written, with
+// its cause (one of the StreamCut* constants).
+func (m *Metrics) StreamCut(cause string) {
+	if m != nil {
+		m.streamsCut.WithLabelValues(cause).Inc()
 	}
 }
 

@@ -18,3 +18,15 @@ func (m *Metrics) HandshakeErrors(reason string) float64 {
 	}
 	return out.GetCounter().GetValue()
 }
+
+// StreamsCut returns scoregate_streams_cut_total for cause.
+func (m *Metrics) StreamsCut(cause string) float64 {
+	if m == nil {
+		return 0
+	}
+	var out dto.Metric
+	if err := m.streamsCut.WithLabelValues(cause).Write(&out); err != nil {
+		return 0
+	}
+	return out.GetCounter().GetValue()
+}

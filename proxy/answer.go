@@ -43,7 +43,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if held {
 		resp.Body = &st.held
 	} else {
-		p.watchStream(resp)
+		p.watchStream(st, resp)
 	}
 	return nil
 }

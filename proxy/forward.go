@@ -347,7 +347,7 @@ func (p *Proxy) respond(st *reqState, w http.ResponseWriter, r *http.Request, re
 		}
 		return
 	}
-	p.watchStream(resp)
+	p.watchStream(st, resp)
 	if err := p.copyBody(w, resp); err != nil {
 		if r.Context().Err() != nil {
 			p.log.Debug().Err(err).Str(keyRequestID, st.ids.id).Msg("client left while the response was being copied")

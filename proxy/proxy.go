@@ -237,6 +237,12 @@ func (p *Proxy) finish(st *reqState, r *http.Request) {
 		p.buffers.pool.Put(st.buf)
 	}
 	st.held.Close() // what an aborted answer still holds
+	if st.idle != nil {
+		st.idle.t.Stop() // an aborted stream's body may not have been read to its error
+	}
+	if !st.done && st.rec.status != 0 {
+		p.metrics.StreamCut(streamCut(st, r))
+	}
 	total := time.Since(st.start)
 	forwarded := !st.upstreamStart.IsZero()
 	upstream := time.Duration(-1) // not forwarded

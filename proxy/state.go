@@ -31,6 +31,7 @@ type reqState struct {
 	upstream      time.Duration // until response headers or error; 0 if not sent
 	done          bool          // ServeHTTP returned normally
 	held          heldAnswer    // the backend's answer, when it was read whole (buffered.go)
+	idle          *idleBody     // a streamed answer's body under the idle limit (streamidle.go); nil if none
 	grpc          bool          // a gRPC call: refusals are answered as gRPC (grpc.go)
 	grpcDeadline  bool          // its grpc-timeout bounds the request's context
 }

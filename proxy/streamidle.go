@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // DefaultStreamIdleTimeout is how long a streamed answer may go without a
@@ -87,8 +89,21 @@ func streamIdleTimeout(d time.Duration) time.Duration {
 // watchStream puts a streamed answer's body under the idle limit. A
 // protocol switch (101) is not a stream of the backend's answer but a
 // connection of its own, and is left alone.
-func (p *Proxy) watchStream(resp *http.Response) {
+func (p *Proxy) watchStream(st *reqState, resp *http.Response) {
 	if p.streamIdle > 0 && resp.StatusCode != http.StatusSwitchingProtocols && streamed(resp) {
-		resp.Body = newIdleBody(resp.Body, p.streamIdle)
+		st.idle = newIdleBody(resp.Body, p.streamIdle)
+		resp.Body = st.idle
 	}
+}
+
+// streamCut is the cause of an answer cut off after its header was
+// written, for scoregate_streams_cut_total.
+func streamCut(st *reqState, r *http.Request) string {
+	switch {
+	case r.Context().Err() != nil:
+		return metrics.StreamCutClient
+	case st.idle != nil && st.idle.idled.Load():
+		return metrics.StreamCutIdle
+	}
+	return metrics.StreamCutBackend
 }

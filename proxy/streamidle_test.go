@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scoregate/scoregate/metrics"
 )
 
 // streamVia runs test over every backend seam path and over an h2c
@@ -138,4 +143,80 @@ func TestStreamIdleTimeoutEndsAStream(t *testing.T) {
 		}
 		waitSignal(t, backendDone, "the backend's request to end")
 	})
+}
+
+// TestStreamIdleIsCounted: an idle stream ended is scoregate_streams_cut_total{cause="idle"}.
+func TestStreamIdleIsCounted(t *testing.T) {
+	b := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: first\n\n")
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+	m := metrics.New(prometheus.NewRegistry())
+	p, err := New(Config{CName: testCName, Backends: urls(t, b.URL), StreamIdleTimeout: 50 * time.Millisecond}, testLog(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	front := startFront(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	resp, err := clientFor(t, front, 2).Do(newRequest(t, ctx, front, http.MethodGet, "/events", testCName, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("the idle stream ended cleanly; want it aborted")
+	}
+	waitUntil(t, "scoregate_streams_cut_total{cause=idle} 1", func() bool { return m.StreamsCut(metrics.StreamCutIdle) == 1 })
+	if n := m.StreamsCut(metrics.StreamCutClient); n != 0 {
+		t.Errorf("cause client counted %v, want 0", n)
+	}
+}
+
+// TestStreamClientGoneEndsTheBackendRequest: a client that leaves in the
+// middle of a token stream ends the backend's request (so the model can
+// stop), and is counted as a cut stream, cause client; an idle stream is
+// counted with cause idle.
+func TestStreamClientGoneEndsTheBackendRequest(t *testing.T) {
+	for _, tr := range paths {
+		for _, pr := range protos {
+			t.Run(tr.name+"/"+pr.name, func(t *testing.T) {
+				backendDone := make(chan struct{}, 1)
+				b := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "text/event-stream")
+					fmt.Fprint(w, "data: first\n\n")
+					http.NewResponseController(w).Flush()
+					<-r.Context().Done() // generating until the client leaves
+					backendDone <- struct{}{}
+				})
+				m := metrics.New(prometheus.NewRegistry())
+				p, err := New(Config{CName: testCName, Backends: urls(t, b.URL)}, testLog(t), m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(p.Close)
+				setPath(t, p, tr.path)
+				front := startFront(t, p)
+				c := clientFor(t, front, pr.major)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				resp, err := c.Do(newRequest(t, ctx, front, http.MethodPost, "/v1/chat/completions", testCName, strings.NewReader(`{}`)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(resp.Body)
+				if line, err := br.ReadString('\n'); err != nil || line != "data: first\n" {
+					t.Fatalf("first event: %q %v", line, err)
+				}
+				cancel() // the client goes away
+				resp.Body.Close()
+				c.Transport.(*http.Transport).CloseIdleConnections()
+				waitSignal(t, backendDone, "the backend's request to end after the client left")
+				waitUntil(t, "scoregate_streams_cut_total{cause=client} 1", func() bool { return m.StreamsCut(metrics.StreamCutClient) == 1 })
+			})
+		}
+	}
 }
