@@ -490,21 +490,6 @@ func (m *Metrics) ResponseBuffer(delta int64) {
 	}
 }
 
-// Stream causes of scoregate_streams_cut_total.
-const (
-	StreamCutClient  = "client"
-	StreamCutIdle    = "idle"
-	StreamCutBackend = "backend"
-)
-
-// StreamCut records an answer cut off after its header was written, with
-// its cause (one of the StreamCut* constants).
-func (m *Metrics) StreamCut(cause string) {
-	if m != nil {
-		m.streamsCut.WithLabelValues(cause).Inc()
-	}
-}
-
 // ResponseBufferFull records an answer that streamed because the buffers'
 // total was in use, scoregate_response_buffer_full_total.
 func (m *Metrics) ResponseBufferFull() {
