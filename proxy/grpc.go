@@ -135,7 +135,7 @@ func grpcTimeout(h http.Header) (d time.Duration, ok bool, msg string) {
 		return 0, false, fmt.Sprintf(bad, s)
 	}
 	n, err := strconv.ParseUint(s[:len(s)-1], 10, 64)
-	if err != nil || strings.ContainsAny(s[:1], "+-") {
+	if err != nil { // ParseUint takes no sign
 		return 0, false, fmt.Sprintf(bad, s)
 	}
 	var unit time.Duration
@@ -198,10 +198,12 @@ func (p *Proxy) probeGRPC(ctx context.Context, rep *replica, info *metrics.Backe
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered HTTP %s, not a gRPC answer", grpcHealthPath, resp.Status)
 	}
-	code := resp.Trailer.Get("Grpc-Status")
-	if code == "" {
-		code = resp.Header.Get("Grpc-Status") // a trailers-only answer
+	// A trailers-only answer has its status in the header.
+	status := resp.Trailer
+	if status.Get("Grpc-Status") == "" {
+		status = resp.Header
 	}
+	code := status.Get("Grpc-Status")
 	switch code {
 	case "0":
 	case strconv.Itoa(grpcUnimplemented):
@@ -209,15 +211,15 @@ func (p *Proxy) probeGRPC(ctx context.Context, rep *replica, info *metrics.Backe
 	case "":
 		return fmt.Errorf("%s: the answer has no grpc-status", grpcHealthPath)
 	default:
-		msg, _ := url.PathUnescape(resp.Trailer.Get("Grpc-Message") + resp.Header.Get("Grpc-Message"))
+		msg, _ := url.PathUnescape(status.Get("Grpc-Message"))
 		return fmt.Errorf("%s: grpc-status %s %q", grpcHealthPath, code, msg)
 	}
-	status, err := healthStatus(body)
+	serving, err := healthStatus(body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", grpcHealthPath, err)
 	}
-	if status != 1 {
-		return fmt.Errorf("%s: the replica says %s, not SERVING", grpcHealthPath, healthStatusName(status))
+	if serving != 1 {
+		return fmt.Errorf("%s: the replica says %s, not SERVING", grpcHealthPath, healthStatusName(serving))
 	}
 	return nil
 }

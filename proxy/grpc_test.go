@@ -125,18 +125,7 @@ func (b *grpcBackend) FullDuplexCall(s testgrpc.TestService_FullDuplexCallServer
 // :authority.
 func grpcClient(t *testing.T, front *httptest.Server, authority string) testgrpc.TestServiceClient {
 	t.Helper()
-	roots := x509.NewCertPool()
-	roots.AddCert(front.Certificate())
-	// The front's certificate is httptest's, for example.com; the
-	// authority is another name, which grpc-go would verify. The chain is
-	// verified here against example.com instead.
-	creds := credentials.NewTLS(&tls.Config{
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: "example.com"})
-			return err
-		},
-	})
+	creds := frontCreds(front.Certificate())
 	cc, err := grpc.NewClient(front.Listener.Addr().String(), grpc.WithTransportCredentials(creds), grpc.WithAuthority(authority),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
 	if err != nil {
@@ -144,6 +133,22 @@ func grpcClient(t *testing.T, front *httptest.Server, authority string) testgrpc
 	}
 	t.Cleanup(func() { cc.Close() })
 	return testgrpc.NewTestServiceClient(cc)
+}
+
+// frontCreds are a gRPC client's TLS credentials for a front serving
+// httptest's certificate cert, for example.com. The authority is another
+// name, which grpc-go would verify; the chain is verified against
+// example.com instead.
+func frontCreds(cert *x509.Certificate) credentials.TransportCredentials {
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return credentials.NewTLS(&tls.Config{
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: "example.com"})
+			return err
+		},
+	})
 }
 
 // startGRPCFront puts a proxy for backend (an h2c:// URL) behind a TLS
@@ -455,15 +460,7 @@ func BenchmarkGRPCUnary(b *testing.B) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	b.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	creds := credentials.NewTLS(&tls.Config{
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: "example.com"})
-			return err
-		},
-	})
+	creds := frontCreds(srv.Certificate())
 	for _, tc := range []struct {
 		name string
 		addr string

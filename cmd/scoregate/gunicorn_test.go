@@ -67,17 +67,9 @@ func startGunicorn(t *testing.T, binds int) *gunicorn {
 	}
 	cmd := exec.Command(bin, "--workers", "1", "--worker-class", "sync", "--timeout", "120", "--chdir", g.dir, "--access-logfile", "-")
 	for i := range binds {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := ln.(*net.TCPListener).File()
-		ln.Close() // f is a duplicate: the socket stays open and listening
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, addr := childListener(t)
 		defer f.Close() // the child has its own copy once started
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		_, port, _ := net.SplitHostPort(addr)
 		g.ports = append(g.ports, port)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 		cmd.Args = append(cmd.Args, "--bind", fmt.Sprintf("fd://%d", 3+i))
@@ -120,6 +112,23 @@ func startGunicorn(t *testing.T, binds int) *gunicorn {
 		})
 	}
 	return g
+}
+
+// childListener is a listening socket on 127.0.0.1, on a port the kernel
+// chose, as a file to hand to a child process (exec.Cmd.ExtraFiles), and
+// its address. Close f once the child has started.
+func childListener(t *testing.T) (f *os.File, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err = ln.(*net.TCPListener).File()
+	ln.Close() // f is a duplicate: the socket stays open and listening
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, ln.Addr().String()
 }
 
 func (g *gunicorn) started() bool {

@@ -110,16 +110,8 @@ func startPyServer(t *testing.T, kind string) (addr, dir string) {
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	ln.Close() // f is a duplicate: the socket stays open and listening
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, addr := childListener(t)
+	defer f.Close() // the child has its own copy once started
 	out := &syncBuffer{}
 	cmd := exec.Command(py, filepath.Join(dir, "launch.py"), kind)
 	cmd.ExtraFiles = []*os.File{f}
@@ -142,7 +134,6 @@ func startPyServer(t *testing.T, kind string) (addr, dir string) {
 			t.Logf("%s's output:\n%s", kind, out.String())
 		}
 	})
-	addr = ln.Addr().String()
 	waitFor(t, 30*time.Second, kind+" to answer GET /", func() bool {
 		select {
 		case err := <-exited:
